@@ -34,7 +34,7 @@ command -v go >/dev/null || { echo "error: Go is required to build the control p
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # `go build -v` prints one line per compiled package; turn that into a heartbeat.
-progress() { awk -v what="$1" '{ n++; if (n % 100 == 0) { printf "[%s]   %s: %d packages compiled\n", strftime("%H:%M:%S"), what, n; fflush() } } /^#|error|cannot|undefined/ { print; fflush() }' >&2; }
+progress() { awk -v what="$1" '{ n++; if (n % 100 == 0) { printf "[%s]   %s: %d packages compiled\n", strftime("%H:%M:%S"), what, n; fflush() } } /^#|\.go:[0-9]+:|^go: / { print; fflush() }' >&2; }
 
 mkdir -p "$bin" "$out/src/kube" "$out/src/etcd"
 start=$(date +%s)

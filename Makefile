@@ -1,0 +1,59 @@
+# Shiftboss: `make demo` and `make test` do all the set-up themselves on a fresh machine.
+include hack/versions.env
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export SHIFTBOSS_CACHE ?= $(HOME)/.cache/shiftboss
+K8S_BIN := $(SHIFTBOSS_CACHE)/k8s-v$(KUBE_VERSION)-etcd-v$(ETCD_VERSION)/bin
+export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
+PYTEST_ARGS ?=
+
+.PHONY: help venv control-plane test unit integration lint format crds demo bench clean
+
+help:
+	@echo "make demo           run the demo on a local control plane (builds it the first time)"
+	@echo "make test           lint, unit and integration tests (builds everything the first time)"
+	@echo "make unit           unit tests only (no cluster)"
+	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
+	@echo "make crds           regenerate crds/ from the pydantic models"
+	@echo "make bench          benchmarks"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+control-plane:
+	bash hack/build-control-plane.sh
+
+lint: venv
+	$(VENV)/bin/ruff check shiftboss worker_runtime tests examples
+
+format: venv
+	$(VENV)/bin/ruff format shiftboss worker_runtime tests examples
+	$(VENV)/bin/ruff check --fix shiftboss worker_runtime tests examples
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv control-plane
+	$(VENV)/bin/pytest tests/integration -q $(PYTEST_ARGS)
+
+test: venv control-plane lint
+	$(VENV)/bin/pytest tests -q $(PYTEST_ARGS)
+
+crds: venv
+	$(PY) -m shiftboss.api.crdgen crds/
+
+demo: venv control-plane
+	$(PY) -m shiftboss.demo
+
+bench: venv control-plane
+	$(PY) -m shiftboss.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

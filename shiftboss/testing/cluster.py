@@ -1,0 +1,367 @@
+"""A real, throw-away Kubernetes control plane on loopback: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and (optionally) a process node that runs
+pods as local processes.
+
+    with LocalCluster() as cluster:
+        cluster.kubectl("get", "nodes")
+
+Binaries come from ``$SHIFTBOSS_K8S_BIN`` or the cache that ``make control-plane``
+fills (``~/.cache/shiftboss/k8s-v<version>-etcd-v<version>/bin``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from shiftboss.testing.pki import Pki, write_pki
+from shiftboss.testing.processes import ManagedProcess, wait_until
+
+SERVICE_CIDR = "10.0.0.0/24"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+class ClusterStartError(RuntimeError):
+    """A component did not come up; the message carries its log tail and the log directory."""
+
+
+def find_binaries() -> Path:
+    """The directory holding the control plane binaries, or a clear error saying how to build them."""
+    env = os.environ.get("SHIFTBOSS_K8S_BIN")
+    candidates = [Path(env)] if env else []
+    cache = Path(os.environ.get("SHIFTBOSS_CACHE", Path.home() / ".cache" / "shiftboss"))
+    candidates += sorted(
+        (p.parent / "bin" for p in cache.glob("k8s-*/.complete")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for bin_dir in candidates:
+        if all((bin_dir / b).is_file() for b in BINARIES):
+            return bin_dir
+    raise FileNotFoundError(
+        "control plane binaries not found"
+        + (f" in SHIFTBOSS_K8S_BIN={env}" if env else f" under {cache}")
+        + ": run `make control-plane` (builds them once and caches them), "
+        "or set SHIFTBOSS_K8S_BIN to a directory with " + ", ".join(BINARIES)
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalCluster:
+    """Start with ``start()`` (or ``with``); ``stop()`` ends every process it started."""
+
+    def __init__(
+        self,
+        *,
+        bin_dir: Path | None = None,
+        workdir: Path | None = None,
+        node: bool = True,
+        node_name: str = "process-node",
+        keep_workdir: bool = False,
+    ) -> None:
+        self.bin_dir = Path(bin_dir) if bin_dir else find_binaries()
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="shiftboss-cluster-"))
+        self.with_node = node
+        self.node_name = node_name
+        self.keep_workdir = keep_workdir
+        self.logs = self.workdir / "logs"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.processes: list[ManagedProcess] = []
+        self.api_port = 0
+        self.pki: Pki | None = None
+        self.failed = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        self.failed = self.failed or exc_type is not None
+        self.stop()
+
+    def start(self, timeout: float = 90.0) -> LocalCluster:
+        started = time.monotonic()
+        try:
+            self.pki = write_pki(self.workdir / "pki")
+            self._start_etcd(timeout)
+            self._start_apiserver(timeout)
+            self._write_kubeconfig()
+            self._start_controllers()
+            wait_until(
+                lambda: (
+                    self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0
+                ),
+                timeout=timeout,
+                what="the service-account controller to create default/default",
+            )
+            if self.with_node:
+                self._start_node(timeout)
+        except Exception as exc:
+            self.failed = True
+            tails = self._failed_tails()
+            self.stop()
+            raise ClusterStartError(f"{exc}\ncomponent logs: {self.logs}\n{tails}") from exc
+        self.start_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        if self._own_workdir and not self.keep_workdir and not self.failed:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- components -----------------------------------------------------------------
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.logs / f"{name}.log", env=env).start()
+        self.processes.append(proc)
+        return proc
+
+    def _check_alive(self, proc: ManagedProcess) -> None:
+        if not proc.running():
+            raise ClusterStartError(f"{proc.name} exited with code {proc.exit_code()}")
+
+    def _start_etcd(self, timeout: float) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=default",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+
+        def healthy() -> bool:
+            self._check_alive(etcd)
+            with urllib.request.urlopen(f"{self.etcd_url}/health", timeout=2) as r:
+                return json.load(r).get("health") == "true"
+
+        wait_until(healthy, timeout=timeout, what="etcd /health")
+
+    def _start_apiserver(self, timeout: float) -> None:
+        assert self.pki
+        p = self.pki.file
+        self.api_port = free_port()
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers={self.etcd_url}",
+                f"--secure-port={self.api_port}",
+                "--bind-address=127.0.0.1",
+                # Offline machines have no default route: advertise loopback, and skip the
+                # endpoint reconciler that refuses a loopback address.
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={p('apiserver.crt')}",
+                f"--tls-private-key-file={p('apiserver.key')}",
+                f"--client-ca-file={p('ca.crt')}",
+                "--authorization-mode=RBAC",
+                f"--service-account-issuer={ISSUER}",
+                f"--service-account-key-file={p('sa.pub')}",
+                f"--service-account-signing-key-file={p('sa.key')}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kubelet-client-certificate={p('kubelet-client.crt')}",
+                f"--kubelet-client-key={p('kubelet-client.key')}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--allow-privileged=true",
+                "--profiling=false",
+                # A test cluster serves one busy client; the default fairness limits only slow it.
+                "--enable-priority-and-fairness=false",
+                "--max-requests-inflight=1000",
+                "--max-mutating-requests-inflight=500",
+                "--event-ttl=1h",
+                "--v=1",
+            ],
+        )
+        ctx = ssl.create_default_context(cafile=str(p("ca.crt")))
+        ctx.load_cert_chain(str(p("admin.crt")), str(p("admin.key")))
+
+        def ready() -> bool:
+            self._check_alive(apiserver)
+            url = f"https://127.0.0.1:{self.api_port}/readyz"
+            with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+                return r.status == 200
+
+        wait_until(ready, timeout=timeout, what="kube-apiserver /readyz")
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    def _write_kubeconfig(self) -> None:
+        assert self.pki
+        b64 = lambda name: base64.b64encode(self.pki.file(name).read_bytes()).decode()  # noqa: E731
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")},
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate-data": b64("admin.crt"),
+                        "client-key-data": b64("admin.key"),
+                    },
+                }
+            ],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "current-context": "local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(doc))
+        self.kubeconfig.chmod(0o600)
+
+    def _start_controllers(self) -> None:
+        assert self.pki
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--controllers=*",
+                f"--root-ca-file={self.pki.file('ca.crt')}",
+                f"--service-account-private-key-file={self.pki.file('sa.key')}",
+                "--use-service-account-credentials=false",
+                # Notice a dead process node quickly, and sync faster than production would.
+                "--node-monitor-grace-period=40s",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--v=1",
+            ],
+        )
+
+    def _start_node(self, timeout: float) -> None:
+        node = self._spawn(
+            "process-node",
+            [
+                sys.executable,
+                "-m",
+                "shiftboss.testing.node",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--name={self.node_name}",
+                f"--workdir={self.workdir / 'node'}",
+            ],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+        def schedulable() -> bool:
+            self._check_alive(node)
+            out = self.kubectl("get", "node", self.node_name, "-o", "json", check=False)
+            if out.returncode:
+                return False
+            doc = json.loads(out.stdout)
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in doc.get("status", {}).get("conditions", [])
+            )
+            taints = [t for t in doc["spec"].get("taints", []) if t["effect"] != "PreferNoSchedule"]
+            return ready and not taints
+
+        wait_until(schedulable, timeout=timeout, what=f"node {self.node_name} Ready and untainted")
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return _kubectl(str(self.bin_dir / "kubectl"), self.kubeconfig, args, check, input, timeout)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that should talk to this cluster."""
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}:{os.environ.get('PATH', '')}",
+        }
+
+    def _failed_tails(self) -> str:
+        parts = []
+        for proc in self.processes or []:
+            parts.append(f"--- {proc.name} (last lines of {proc.log}) ---\n{proc.tail(15)}")
+        return "\n".join(parts)
+
+
+class ExistingCluster:
+    """A cluster someone else runs (kind, or any), reached through a kubeconfig."""
+
+    def __init__(self, kubeconfig: str | Path) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.kubectl_path = shutil.which("kubectl") or str(find_binaries() / "kubectl")
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return _kubectl(self.kubectl_path, self.kubeconfig, args, check, input, timeout)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def _kubectl(
+    kubectl: str,
+    kubeconfig: Path,
+    args: tuple[str, ...],
+    check: bool,
+    input: str | None,
+    timeout: float,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [kubectl, f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+    )
+    if check and result.returncode:
+        raise subprocess.CalledProcessError(
+            result.returncode, result.args, result.stdout, result.stderr
+        )
+    return result

@@ -1,0 +1,53 @@
+"""pytest fixtures for testing against a real control plane (registered as a plugin).
+
+- ``cluster`` (session): a ``LocalCluster`` with a process node, started once; or,
+  when ``SHIFTBOSS_KUBECONFIG`` is set, that existing cluster (kind or any other).
+- ``namespace``: a fresh namespace per test, deleted afterwards.
+- ``kube``: an async ``KubeClient`` for the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from shiftboss.kube import KubeClient, KubeConfig
+from shiftboss.testing.cluster import ExistingCluster, LocalCluster
+from shiftboss.testing.processes import wait_until
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster | ExistingCluster]:
+    existing = os.environ.get("SHIFTBOSS_KUBECONFIG")
+    if existing:
+        yield ExistingCluster(existing)
+        return
+    local = LocalCluster()
+    with local:
+        print(f"\nlocal control plane up in {local.start_seconds:.1f}s (logs: {local.logs})")
+        yield local
+
+
+@pytest.fixture
+def namespace(cluster: LocalCluster | ExistingCluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    wait_until(
+        lambda: (
+            cluster.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode
+            == 0
+        ),
+        timeout=30,
+        what=f"the default service account in {name}",
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+async def kube(cluster: LocalCluster | ExistingCluster) -> AsyncIterator[KubeClient]:
+    async with KubeClient(KubeConfig.from_file(cluster.kubeconfig)) as client:
+        yield client
