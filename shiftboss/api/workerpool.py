@@ -1,0 +1,321 @@
+"""The ``WorkerPool`` resource: a set of long-running worker pods of one image and app."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+
+from .common import (
+    DNS1123_LABEL,
+    DNS1123_LABEL_MAX,
+    ApiModel,
+    Condition,
+    CrdInfo,
+    PrinterColumn,
+    Resource,
+    ScaleSubresource,
+    cel,
+    conditions_schema_extra,
+    validations,
+)
+
+#: The label every pod of a pool carries, with the pool's name as its value.
+POOL_LABEL = "shiftboss.io/pool"
+
+#: ``module:attr`` (dotted module path, colon, dotted attribute path), as ``--app`` takes.
+APP_PATTERN = (
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    r":[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+)
+
+#: A Kubernetes resource quantity in its string form ("500m", "1Gi", "2").
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+#: An environment variable name as Kubernetes 1.34+ accepts it: printable ASCII but '='.
+ENV_NAME_PATTERN = r"^[ -<>-~]+$"
+
+#: A resource quantity: an integer or a quantity string.
+Quantity = Annotated[
+    int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "pattern": QUANTITY_PATTERN,
+            "description": "A quantity: an integer or a string such as 500m, 1Gi, 2.",
+        }
+    ),
+]
+
+
+def selector_for(pool: str) -> str:
+    """The label selector (string form) that matches the pods of pool ``pool``."""
+    return f"{POOL_LABEL}={pool}"
+
+
+class PoolConditionType(StrEnum):
+    """The condition types of a WorkerPool's status."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class EnvVar(ApiModel):
+    """An environment variable of the worker container, as in a Pod's env."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.valueFrom) || !has(self.value) || size(self.value) == 0",
+                "env[].value and env[].valueFrom are mutually exclusive: "
+                "set only one of them for each variable",
+            )
+        )
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=ENV_NAME_PATTERN,
+        description="Name of the environment variable (printable ASCII, no '=').",
+    )
+    value: str | None = Field(
+        None,
+        description="Value of the variable. Mutually exclusive with valueFrom.",
+    )
+    value_from: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Source of the variable's value, exactly as in a Pod's env[].valueFrom "
+            "(secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef). "
+            "Mutually exclusive with value."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value and self.value_from is not None:
+            raise ValueError(
+                "env[].value and env[].valueFrom are mutually exclusive: "
+                "set only one of them for each variable"
+            )
+        return self
+
+
+class ResourceRequirements(ApiModel):
+    """Compute resources of each worker container, as in a Pod's resources."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description=(
+            "Minimum resources each worker needs, by resource name "
+            "(for example cpu: 500m, memory: 256Mi); the scheduler places pods by them."
+        ),
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description=(
+            "Maximum resources each worker may use, by resource name (for example memory: 1Gi)."
+        ),
+    )
+
+
+class WorkerPoolSpec(ApiModel):
+    """The desired state of a WorkerPool."""
+
+    image: str = Field(
+        min_length=1,
+        max_length=1024,
+        description=(
+            "Container image of the workers. It must contain the worker runtime and the "
+            "app (for example registry.example.com/resize-worker:1.4.0)."
+        ),
+    )
+    app: str = Field(
+        min_length=3,
+        max_length=512,
+        pattern=APP_PATTERN,
+        description=(
+            "The worker object to run, as module:attribute (for example app:worker or "
+            "acme.jobs.resize:worker); passed to `shiftboss-worker run --app`."
+        ),
+    )
+    replicas: int = Field(
+        1,
+        ge=0,
+        le=1000,
+        description=(
+            "Number of worker pods. Also set by `kubectl scale`. 0 keeps the pool "
+            "defined but runs no worker."
+        ),
+    )
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="How many jobs each worker runs at the same time.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Environment variables of the worker container; names must be unique.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="CPU, memory and other resources requested by and limited for each worker.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels a node must have for worker pods to be scheduled on it.",
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Tolerations of the worker pods, exactly as in a Pod's spec.tolerations.",
+    )
+    affinity: dict[str, Any] | None = Field(
+        None,
+        description="Scheduling affinity of the worker pods, exactly as in a Pod's spec.affinity.",
+    )
+    service_account_name: str = Field(
+        "default",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description=(
+            "Service account of the worker pods. Its projected token (audience shiftboss) "
+            "is how a worker authenticates to the operator."
+        ),
+    )
+    drain_timeout_seconds: int = Field(
+        60,
+        ge=0,
+        le=86400,
+        description=(
+            "How long a busy worker may keep running its jobs after it is asked to stop "
+            "(scale-down, rollout, pool deletion) before its pod is removed; jobs still "
+            "running then are handed back and retried."
+        ),
+    )
+    paused: bool = Field(
+        False,
+        description=(
+            "When true no new jobs are dispatched to this pool; running jobs finish and "
+            "queued jobs wait."
+        ),
+    )
+
+
+class WorkerPoolStatus(ApiModel):
+    """The observed state of a WorkerPool, written by the operator."""
+
+    # Every field defaults to None, so that a partly filled status dumped with
+    # exclude_none=True is a merge patch that touches only the fields that were set.
+
+    replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Desired number of worker pods the operator is working towards.",
+    )
+    ready_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Worker pods that are running and registered with the operator.",
+    )
+    busy_workers: int | None = Field(
+        None,
+        ge=0,
+        description="Workers running at least one job.",
+    )
+    queued_jobs: int | None = Field(
+        None,
+        ge=0,
+        description="Jobs of this pool waiting for a free worker.",
+    )
+    running_jobs: int | None = Field(
+        None,
+        ge=0,
+        description="Jobs of this pool running now.",
+    )
+    selector: str | None = Field(
+        None,
+        max_length=1024,
+        description=(
+            "Label selector of the pool's pods in string form "
+            "(shiftboss.io/pool=<name>), for the scale subresource."
+        ),
+    )
+    template_hash: str | None = Field(
+        None,
+        max_length=64,
+        description="Hash of the current pod template; pods are named <pool>-<hash>-<suffix>.",
+    )
+    observed_generation: int | None = Field(
+        None,
+        ge=0,
+        description="The metadata.generation of the spec this status reflects.",
+    )
+    conditions: list[Condition] | None = Field(
+        None,
+        description="Conditions of the pool: Ready, Progressing and Degraded.",
+        json_schema_extra=conditions_schema_extra(16),
+    )
+
+
+class WorkerPool(Resource):
+    """A WorkerPool is a set of long-running worker pods that run the Shiftboss worker
+    runtime with one image and app. Jobs name a pool in spec.pool and are dispatched
+    to its workers."""
+
+    crd_info: ClassVar[CrdInfo] = CrdInfo(
+        kind="WorkerPool",
+        plural="workerpools",
+        singular="workerpool",
+        short_names=("wp",),
+        list_kind="WorkerPoolList",
+        printer_columns=(
+            PrinterColumn("Desired", "integer", ".spec.replicas", "Desired worker pods."),
+            PrinterColumn("Ready", "integer", ".status.readyReplicas", "Ready worker pods."),
+            PrinterColumn("Busy", "integer", ".status.busyWorkers", "Workers running jobs."),
+            PrinterColumn("Queued", "integer", ".status.queuedJobs", "Jobs waiting for a worker."),
+            PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+            PrinterColumn(
+                "Running", "integer", ".status.runningJobs", "Jobs running now.", priority=1
+            ),
+            PrinterColumn("Paused", "boolean", ".spec.paused", "Dispatch paused.", priority=1),
+            PrinterColumn("Image", "string", ".spec.image", "Worker image.", priority=1),
+        ),
+        scale=ScaleSubresource(
+            spec_replicas_path=".spec.replicas",
+            status_replicas_path=".status.replicas",
+            label_selector_path=".status.selector",
+        ),
+    )
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                f"self.metadata.name.size() <= {DNS1123_LABEL_MAX} && "
+                f"self.metadata.name.matches('{DNS1123_LABEL}')",
+                "metadata.name of a WorkerPool must be a DNS-1123 label (at most 63 "
+                "lowercase letters, digits and '-', starting and ending with a letter or "
+                "digit): it is the value of the shiftboss.io/pool label of its pods",
+                field_path=".metadata.name",
+            )
+        )
+    )
+
+    kind: str = Field("WorkerPool", description="WorkerPool")
+    spec: WorkerPoolSpec = Field(description="Desired state of the pool.")
+    status: WorkerPoolStatus | None = Field(
+        None,
+        description="Observed state of the pool, written by the operator.",
+    )
