@@ -1,0 +1,51 @@
+"""Kopf handlers: thin adapters from watch events to the App.
+
+Only ``on.event`` handlers: they keep no per-object state, so Kopf writes no progress
+or last-handled-configuration annotations (the hot path stays create + two status
+writes per job).  Reconciliation is level-based in ``PoolController`` and the
+``Dispatcher``; these handlers only tell them what changed.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from shiftboss.api.common import API_GROUP, API_VERSION
+from shiftboss.app import App
+from shiftboss.pools.pods import POOL_LABEL
+
+
+def register(registry: kopf.OperatorRegistry, app: App) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**_: object) -> kopf.ConnectionInfo:
+        # Our own kubeconfig reader: it also understands tokenFile (rotating tokens).
+        cfg = app.client.config
+        return kopf.ConnectionInfo(
+            server=cfg.server, ca_path=cfg.ca_file, insecure=cfg.insecure,
+            certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
+            token=cfg.bearer_token(), default_namespace=cfg.namespace,
+        )
+
+    @kopf.on.startup(registry=registry)
+    async def start(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.posting.enabled = False  # handler logs are not Kubernetes Events
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+        await app.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: object) -> None:
+        await app.stop()
+
+    @kopf.on.event(API_GROUP, API_VERSION, "jobs", registry=registry)
+    def job_event(event: kopf.RawEvent, **_: object) -> None:
+        app.dispatcher.observe(event["object"], deleted=event["type"] == "DELETED")
+
+    @kopf.on.event(API_GROUP, API_VERSION, "workerpools", registry=registry)
+    def pool_event(event: kopf.RawEvent, **_: object) -> None:
+        app.pools.observe(event["object"], deleted=event["type"] == "DELETED")
+
+    @kopf.on.event("", "v1", "pods", labels={POOL_LABEL: kopf.PRESENT}, registry=registry)
+    def pod_event(event: kopf.RawEvent, **_: object) -> None:
+        meta = event["object"]["metadata"]
+        app.pool_changed(meta["namespace"], meta["labels"][POOL_LABEL])

@@ -1,0 +1,282 @@
+"""The Job lifecycle as a pure function: ``transition(spec, status, event) -> status``.
+
+No I/O and no clock: every event carries the time it happened (and, where a retry
+delay is drawn, its random jitter sample), so the whole machine is deterministic and
+unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
+
+    (none)/Pending --Enqueued--> Queued
+    (none)/Pending/Queued/Retrying(due) --Claimed--> Running
+    Running --Completed--> Succeeded
+    Running --AttemptFailed/LeaseExpired/TimedOut--> Retrying | Failed
+    any non-terminal --CancelRequested--> Cancelled
+    any non-terminal --DeadlineExceeded--> Failed
+    waiting --ParamsRejected--> Failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shiftboss.api.job import (
+    AttemptOutcome,
+    AttemptRecord,
+    JobError,
+    JobPhase,
+    JobSpec,
+    JobStatus,
+    format_duration,
+    is_terminal,
+)
+
+WAITING = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED, JobPhase.RETRYING})
+
+
+class InvalidTransition(Exception):
+    """The event does not apply to the job's current phase (a stale or duplicate report)."""
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """The operator has seen the job and it waits for a worker (written only if it waits)."""
+
+    at: datetime
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    worker: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Completed:
+    result: Any
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    error_type: str
+    message: str
+    retryable: bool
+    at: datetime
+    #: The worker asked to wait at least this long before the next attempt.
+    retry_after: float | None = None
+    #: A uniform sample in [-1, 1] that spreads the backoff delay by ``jitter``.
+    jitter_sample: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeaseExpired:
+    """The worker stopped heartbeating (it died or lost the network)."""
+
+    at: datetime
+    jitter_sample: float = 0.0
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The attempt ran past ``spec.timeoutSeconds``."""
+
+    at: datetime
+    jitter_sample: float = 0.0
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadlineExceeded:
+    """The whole job ran past ``spec.activeDeadlineSeconds``."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ParamsRejected:
+    """The params break the skill's input schema: never retried."""
+
+    message: str
+    at: datetime
+
+
+Event = (
+    Enqueued | Claimed | Completed | AttemptFailed | LeaseExpired | TimedOut
+    | CancelRequested | DeadlineExceeded | ParamsRejected
+)
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+def retry_delay(
+    spec: JobSpec, attempt: int, error_type: str, retryable: bool,
+    retry_after: float | None = None, jitter_sample: float = 0.0,
+) -> float | None:
+    """Seconds to wait before the next attempt, or None when the job must fail now."""
+    policy = spec.retry
+    if not retryable or error_type in policy.non_retryable_errors or attempt >= policy.max_attempts:
+        return None
+    delay = policy.backoff.delay(attempt)
+    delay *= 1 + policy.backoff.jitter * max(-1.0, min(1.0, jitter_sample))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return max(0.0, delay)
+
+
+def claimable(status: JobStatus | None, now: datetime) -> bool:
+    """Whether a worker may take the job now."""
+    if status is None or status.phase in (None, JobPhase.PENDING, JobPhase.QUEUED):
+        return True
+    if status.phase == JobPhase.RETRYING:
+        return status.next_attempt_at is None or status.next_attempt_at <= now
+    return False
+
+
+def attempt_deadline(spec: JobSpec, status: JobStatus) -> datetime | None:
+    """When the running attempt must end: its own timeout or the job's deadline, if any."""
+    candidates = []
+    if spec.timeout_seconds and status.attempt_start_time:
+        candidates.append(status.attempt_start_time + timedelta(seconds=spec.timeout_seconds))
+    job_deadline = active_deadline(spec, status)
+    if job_deadline:
+        candidates.append(job_deadline)
+    return min(candidates) if candidates else None
+
+
+def active_deadline(spec: JobSpec, status: JobStatus | None) -> datetime | None:
+    """When the whole job must be over (counted from its first attempt's start)."""
+    if spec.active_deadline_seconds and status and status.start_time:
+        return status.start_time + timedelta(seconds=spec.active_deadline_seconds)
+    return None
+
+
+# -- the transition function -----------------------------------------------------------
+
+
+def transition(spec: JobSpec, status: JobStatus | None, event: Event) -> JobStatus:
+    """The job's next status after ``event``; ``InvalidTransition`` if it does not apply."""
+    current = status.model_copy(deep=True) if status else JobStatus()
+    phase = current.phase
+    if is_terminal(phase):
+        raise InvalidTransition(f"job is already {phase}")
+
+    match event:
+        case Enqueued(at=at, message=message):
+            _require(phase in (None, JobPhase.PENDING), event, phase)
+            current.phase = JobPhase.QUEUED
+            current.message = message or "waiting for a worker"
+            return current
+
+        case Claimed(worker=worker, at=at):
+            _require(claimable(current, at), event, phase)
+            current.phase = JobPhase.RUNNING
+            current.attempt += 1
+            current.worker = worker
+            current.attempt_start_time = at
+            current.start_time = current.start_time or at
+            current.next_attempt_at = None
+            current.progress = None
+            current.message = f"attempt {current.attempt} running on {worker}"
+            return current
+
+        case Completed(result=result, at=at):
+            _require(phase == JobPhase.RUNNING, event, phase)
+            _end_attempt(current, AttemptOutcome.SUCCEEDED, at)
+            current.result = result
+            current.error = None
+            current.message = f"succeeded on attempt {current.attempt}"
+            return _finish(current, JobPhase.SUCCEEDED, at)
+
+        case AttemptFailed() | LeaseExpired() | TimedOut():
+            _require(phase == JobPhase.RUNNING, event, phase)
+            return _attempt_failed(spec, current, event)
+
+        case CancelRequested(at=at):
+            if phase == JobPhase.RUNNING:
+                _end_attempt(current, AttemptOutcome.CANCELLED, at, message="cancelled")
+            current.message = "cancelled by spec.cancel"
+            return _finish(current, JobPhase.CANCELLED, at)
+
+        case DeadlineExceeded(at=at):
+            message = f"exceeded activeDeadlineSeconds={spec.active_deadline_seconds}"
+            if phase == JobPhase.RUNNING:
+                _end_attempt(current, AttemptOutcome.TIMED_OUT, at, "DeadlineExceeded", message)
+            current.error = JobError(type="DeadlineExceeded", message=message, retryable=False)
+            current.message = message
+            return _finish(current, JobPhase.FAILED, at)
+
+        case ParamsRejected(message=message, at=at):
+            _require(phase in WAITING, event, phase)
+            current.error = JobError(type="InvalidParams", message=message, retryable=False)
+            current.message = f"params rejected: {message}"
+            return _finish(current, JobPhase.FAILED, at)
+
+    raise InvalidTransition(f"unknown event {event!r}")
+
+
+def _attempt_failed(
+    spec: JobSpec, current: JobStatus, event: AttemptFailed | LeaseExpired | TimedOut
+) -> JobStatus:
+    at = event.at
+    if isinstance(event, AttemptFailed):
+        error_type, message, retryable = event.error_type, event.message, event.retryable
+        retry_after, jitter = event.retry_after, event.jitter_sample
+        outcome = (
+            AttemptOutcome.WORKER_SHUTDOWN if error_type == "WorkerShutdown" else AttemptOutcome.FAILED
+        )
+    elif isinstance(event, LeaseExpired):
+        error_type, retryable, retry_after, jitter = "LeaseExpired", True, None, event.jitter_sample
+        message = f"worker {current.worker} stopped heartbeating; its lease expired"
+        outcome = AttemptOutcome.LEASE_EXPIRED
+    else:
+        error_type, retryable, retry_after, jitter = "TimedOut", True, None, event.jitter_sample
+        message = f"attempt ran longer than timeoutSeconds={spec.timeout_seconds}"
+        outcome = AttemptOutcome.TIMED_OUT
+    _end_attempt(current, outcome, at, error_type, message)
+    delay = retry_delay(spec, current.attempt, error_type, retryable, retry_after, jitter)
+    if delay is None:
+        current.error = JobError(type=error_type, message=message, retryable=retryable)
+        why = "not retryable" if not retryable or error_type in spec.retry.non_retryable_errors else (
+            f"no attempts left ({current.attempt}/{spec.retry.max_attempts})"
+        )
+        current.message = f"failed: {error_type}: {message} ({why})"[:1024]
+        return _finish(current, JobPhase.FAILED, at)
+    current.phase = JobPhase.RETRYING
+    current.worker = None
+    current.next_attempt_at = at + timedelta(seconds=delay)
+    current.message = (
+        f"attempt {current.attempt} failed ({error_type}); retrying in {format_duration(delay)}"
+    )[:1024]
+    return current
+
+
+def _end_attempt(
+    status: JobStatus, outcome: AttemptOutcome, at: datetime,
+    error_type: str | None = None, message: str | None = None,
+) -> None:
+    status.record_attempt(AttemptRecord(
+        attempt=max(status.attempt, 1), worker=status.worker, start_time=status.attempt_start_time,
+        end_time=at, outcome=outcome, error_type=error_type, message=message,
+    ))
+
+
+def _finish(status: JobStatus, phase: JobPhase, at: datetime) -> JobStatus:
+    status.phase = phase
+    status.completion_time = at
+    status.next_attempt_at = None
+    if status.start_time:
+        status.duration = format_duration((at - status.start_time).total_seconds())
+    return status
+
+
+def _require(ok: bool, event: Event, phase: JobPhase | None) -> None:
+    if not ok:
+        raise InvalidTransition(f"{type(event).__name__} does not apply to phase {phase}")

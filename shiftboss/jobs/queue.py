@@ -1,0 +1,28 @@
+"""The queue of one pool's waiting jobs: highest priority first, then oldest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, datetime, str]] = {}
+
+    def push(self, uid: str, priority: int, created: datetime) -> None:
+        self._entries[uid] = (-priority, created, uid)
+
+    def discard(self, uid: str) -> None:
+        self._entries.pop(uid, None)
+
+    def __contains__(self, uid: str) -> bool:
+        return uid in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ordered(self) -> Iterator[str]:
+        """Uids in dispatch order; a snapshot, so the queue may change while iterating."""
+        for _, _, uid in sorted(self._entries.values()):
+            yield uid

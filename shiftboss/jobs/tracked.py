@@ -1,0 +1,57 @@
+"""The operator's in-memory view of one Job: typed, with the resourceVersion it was read at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shiftboss.api.job import Job, JobSpec, JobStatus
+from worker_runtime.protocol import JobRef
+
+
+@dataclass(frozen=True)
+class TrackedJob:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    created: datetime
+    spec: JobSpec
+    status: JobStatus | None
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> TrackedJob:
+        job = Job.model_validate(obj)
+        meta = obj["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            resource_version=meta["resourceVersion"],
+            created=datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")),
+            spec=job.spec,
+            status=job.status,
+        )
+
+    @property
+    def pool_key(self) -> tuple[str, str]:
+        return (self.namespace, self.spec.pool)
+
+    @property
+    def phase(self) -> str | None:
+        return self.status.phase if self.status else None
+
+    @property
+    def attempt(self) -> int:
+        return self.status.attempt if self.status else 0
+
+    @property
+    def ref(self) -> JobRef:
+        return JobRef(namespace=self.namespace, name=self.name, uid=self.uid)
+
+    def newer_than(self, other: TrackedJob) -> bool:
+        """resourceVersions are opaque, but etcd's are integers: compare when they are."""
+        if self.resource_version.isdigit() and other.resource_version.isdigit():
+            return int(self.resource_version) > int(other.resource_version)
+        return self.resource_version != other.resource_version
