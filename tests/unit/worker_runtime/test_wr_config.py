@@ -1,0 +1,104 @@
+"""WorkerConfig.from_env: defaults, and errors that name the variable and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker_runtime import WorkerConfig
+from worker_runtime.config import default_worker_id
+from worker_runtime.errors import ConfigError
+
+REQUIRED = {"SHIFTBOSS_OPERATOR_URL": "http://op:8081/", "SHIFTBOSS_POOL": "resize"}
+
+
+def test_defaults() -> None:
+    config = WorkerConfig.from_env(REQUIRED)
+    assert config.operator_url == "http://op:8081"
+    assert config.pool == "resize"
+    assert config.worker_id == default_worker_id()
+    assert config.token_file == Path("/var/run/secrets/shiftboss/token")
+    assert config.concurrency == 1
+    assert (config.pod_ip, config.health_port) == ("127.0.0.1", 8080)
+    assert (config.log_format, config.log_level) == ("text", "INFO")
+    assert (config.drain_timeout_seconds, config.claim_wait_seconds) == (30, 20)
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        **REQUIRED,
+        "SHIFTBOSS_WORKER_ID": "resize-abc12",
+        "SHIFTBOSS_TOKEN_FILE": "/tmp/t",
+        "SHIFTBOSS_CONCURRENCY": "4",
+        "SHIFTBOSS_POD_IP": "10.0.0.7",
+        "SHIFTBOSS_HEALTH_PORT": "0",
+        "SHIFTBOSS_LOG_FORMAT": "JSON",
+        "SHIFTBOSS_LOG_LEVEL": "debug",
+        "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS": "90",
+        "SHIFTBOSS_CLAIM_WAIT_SECONDS": "5.5",
+    }
+    config = WorkerConfig.from_env(env)
+    assert config.model_dump() == {
+        "operator_url": "http://op:8081",
+        "pool": "resize",
+        "worker_id": "resize-abc12",
+        "token_file": Path("/tmp/t"),
+        "concurrency": 4,
+        "pod_ip": "10.0.0.7",
+        "health_port": 0,
+        "log_format": "json",
+        "log_level": "DEBUG",
+        "drain_timeout_seconds": 90.0,
+        "claim_wait_seconds": 5.5,
+    }
+
+
+def test_missing_required_variables_are_all_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkerConfig.from_env({})
+    message = str(info.value)
+    assert "SHIFTBOSS_OPERATOR_URL is not set: set it to the operator's worker API URL" in message
+    assert "SHIFTBOSS_POOL is not set" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "fix"),
+    [
+        ("SHIFTBOSS_OPERATOR_URL", "op:8081", "http:// or https:// URL"),
+        ("SHIFTBOSS_POOL", "Resize_Pool", "lowercase DNS name"),
+        ("SHIFTBOSS_WORKER_ID", "my worker", "lowercase DNS name"),
+        ("SHIFTBOSS_CONCURRENCY", "0", "an integer from 1 to 1024"),
+        ("SHIFTBOSS_CONCURRENCY", "many", "an integer from 1 to 1024"),
+        ("SHIFTBOSS_POD_IP", "pod.local", "an IP address"),
+        ("SHIFTBOSS_HEALTH_PORT", "70000", "0 to disable"),
+        ("SHIFTBOSS_LOG_FORMAT", "xml", "'json' or 'text'"),
+        ("SHIFTBOSS_LOG_LEVEL", "LOUD", "one of DEBUG, INFO"),
+        ("SHIFTBOSS_DRAIN_TIMEOUT_SECONDS", "-1", "seconds >= 0"),
+        ("SHIFTBOSS_CLAIM_WAIT_SECONDS", "120", "from 0 to 60"),
+    ],
+)
+def test_invalid_values_name_the_variable_and_the_fix(var: str, value: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkerConfig.from_env({**REQUIRED, var: value})
+    message = str(info.value)
+    assert message.startswith(f"{var}={value!r} is invalid")
+    assert fix in message
+
+
+def test_token_file_errors_are_clear(tmp_path: Path) -> None:
+    config = WorkerConfig.from_env({**REQUIRED, "SHIFTBOSS_TOKEN_FILE": str(tmp_path / "t")})
+    with pytest.raises(ConfigError, match=r"SHIFTBOSS_TOKEN_FILE=.*/t: no such file"):
+        config.read_token()
+    (tmp_path / "t").write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        config.read_token()
+    (tmp_path / "t").write_text("abc\n")
+    assert config.read_token() == "abc"
+
+
+def test_default_worker_id_is_a_valid_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "My_Laptop.local")
+    assert default_worker_id() == "my-laptop.local"
+    WorkerConfig(operator_url="http://x", pool="p")  # validates the default
