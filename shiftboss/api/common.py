@@ -128,13 +128,19 @@ SERVER_DEFAULT_EMPTY: dict[str, Any] = {"default": {}}
 
 
 class ApiModel(BaseModel):
-    """Base of every Shiftboss API model (camelCase on the wire, unknown keys ignored)."""
+    """Base of every Shiftboss API model (camelCase on the wire, unknown keys ignored).
+
+    Assignments are validated too: ``status.phase = "Running"`` stores the enum, a long
+    ``status.message`` is truncated to its bound, and an out-of-range value fails where
+    it is set rather than when the API server refuses the write.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         serialize_by_alias=True,
         extra="ignore",
+        validate_assignment=True,
     )
 
 

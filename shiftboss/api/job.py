@@ -355,8 +355,9 @@ def format_duration(seconds: float) -> str:
 class JobStatus(ApiModel):
     """The observed state of a Job, written by the operator."""
 
-    # Every field defaults to None, so that a partly filled status dumped with
-    # exclude_none=True is a merge patch that touches only the fields that were set.
+    # model_dump(by_alias=True, exclude_none=True, mode="json") is a complete status
+    # (attempt and attempts always included): build it from the current status, since
+    # a merge patch replaces lists and would reset attempt to 0.
 
     phase: JobPhase | None = Field(
         None,
@@ -365,8 +366,8 @@ class JobStatus(ApiModel):
             "nextAttemptAt), Succeeded, Failed or Cancelled."
         ),
     )
-    attempt: int | None = Field(
-        None,
+    attempt: int = Field(
+        0,
         ge=0,
         le=1000,
         description="Number of the current (or last) attempt; 0 before the first.",
@@ -399,8 +400,8 @@ class JobStatus(ApiModel):
     )
     error: JobError | None = Field(None, description="The error that failed the job.")
     progress: JobProgress | None = Field(None, description="Latest progress report.")
-    attempts: list[AttemptRecord] | None = Field(
-        None,
+    attempts: list[AttemptRecord] = Field(
+        default_factory=list,
         max_length=MAX_ATTEMPT_HISTORY,
         description=f"History of the last {MAX_ATTEMPT_HISTORY} attempts, oldest first.",
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
@@ -414,7 +415,7 @@ class JobStatus(ApiModel):
 
     def record_attempt(self, record: AttemptRecord) -> None:
         """Add or replace (same attempt number) ``record`` in the bounded history."""
-        history = [a for a in self.attempts or () if a.attempt != record.attempt]
+        history = [a for a in self.attempts if a.attempt != record.attempt]
         history.append(record)
         history.sort(key=lambda a: a.attempt)
         self.attempts = history[-MAX_ATTEMPT_HISTORY:]

@@ -218,31 +218,31 @@ class WorkerPoolSpec(ApiModel):
 class WorkerPoolStatus(ApiModel):
     """The observed state of a WorkerPool, written by the operator."""
 
-    # Every field defaults to None, so that a partly filled status dumped with
-    # exclude_none=True is a merge patch that touches only the fields that were set.
+    # model_dump(by_alias=True, exclude_none=True, mode="json") is a complete status
+    # (counters and lists always included): build it from the current status.
 
-    replicas: int | None = Field(
-        None,
+    replicas: int = Field(
+        0,
         ge=0,
         description="Desired number of worker pods the operator is working towards.",
     )
-    ready_replicas: int | None = Field(
-        None,
+    ready_replicas: int = Field(
+        0,
         ge=0,
         description="Worker pods that are running and registered with the operator.",
     )
-    busy_workers: int | None = Field(
-        None,
+    busy_workers: int = Field(
+        0,
         ge=0,
         description="Workers running at least one job.",
     )
-    queued_jobs: int | None = Field(
-        None,
+    queued_jobs: int = Field(
+        0,
         ge=0,
         description="Jobs of this pool waiting for a free worker.",
     )
-    running_jobs: int | None = Field(
-        None,
+    running_jobs: int = Field(
+        0,
         ge=0,
         description="Jobs of this pool running now.",
     )
@@ -264,8 +264,8 @@ class WorkerPoolStatus(ApiModel):
         ge=0,
         description="The metadata.generation of the spec this status reflects.",
     )
-    conditions: list[Condition] | None = Field(
-        None,
+    conditions: list[Condition] = Field(
+        default_factory=list,
         description="Conditions of the pool: Ready, Progressing and Degraded.",
         json_schema_extra=conditions_schema_extra(16),
     )

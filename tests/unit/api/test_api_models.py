@@ -256,6 +256,7 @@ def test_job_status_patch_body():
         "startTime": "2026-11-23T10:00:01Z",
         "attemptStartTime": "2026-11-23T10:00:01.000500Z",
         "progress": {"percent": 10.0, "message": "starting"},
+        "attempts": [],
     }
     assert status.patch_body() == {"status": body}
     assert value_errors(_crd_schema("jobs")["properties"]["status"], body) == []
@@ -440,6 +441,12 @@ def test_long_messages_are_truncated_to_the_crd_bound():
     assert len(status.message) == 1024
     condition = Condition(type="Ready", status="True", message="z" * 40_000)
     assert len(condition.message) == 32768
+    status.message = "w" * 2000  # assignments are validated (and truncated) too
+    assert len(status.message) == 1024 and status.message.startswith("w")
+    status.phase = "Running"
+    assert status.phase is JobPhase.RUNNING
+    with pytest.raises(ValidationError):
+        status.attempt = -1
     schema = _crd_schema("jobs")["properties"]["status"]
     body = JobStatus(error=error, message=status.message).model_dump(mode="json", exclude_none=True)
     assert value_errors(schema, body) == []
