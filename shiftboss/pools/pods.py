@@ -1,0 +1,242 @@
+"""The Pod manifest of a WorkerPool's workers, and the hash of its template.
+
+Pure functions: no I/O, no Kubernetes client.  The reconciler creates pods from
+:func:`worker_pod` and compares the ``shiftboss.io/template-hash`` label of the pods it
+finds with :func:`template_hash` to know which ones are outdated.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from shiftboss.api.common import API_GROUP_VERSION
+from shiftboss.api.workerpool import POOL_LABEL, WorkerPool
+
+__all__ = [
+    "HASH_LABEL",
+    "HEALTH_PORT",
+    "OPERATOR_ENV",
+    "POOL_LABEL",
+    "TEMPLATE_FIELDS",
+    "TOKEN_AUDIENCE",
+    "TOKEN_DIR",
+    "TOKEN_EXPIRATION_SECONDS",
+    "TOKEN_VOLUME",
+    "WORKER_CONTAINER",
+    "pod_labels",
+    "template_hash",
+    "worker_pod",
+]
+
+#: The label carrying the hash of the pod template a pod was made from.
+HASH_LABEL = "shiftboss.io/template-hash"
+#: The audience of the projected service-account token workers present to the operator.
+TOKEN_AUDIENCE = "shiftboss"
+#: Where the token is mounted in the worker container (the file is ``token``).
+TOKEN_DIR = "/var/run/secrets/shiftboss"
+#: Lifetime asked for the projected token; the kubelet refreshes it well before expiry.
+TOKEN_EXPIRATION_SECONDS = 3600
+#: Name of the projected token volume.
+TOKEN_VOLUME = "shiftboss-token"
+#: Port of the worker's health server (``/healthz``, ``/readyz``, ``/metrics``).
+HEALTH_PORT = 8080
+#: Name of the one container of a worker pod.
+WORKER_CONTAINER = "worker"
+#: Extra seconds of grace beyond the drain timeout, for the worker to hand back jobs and exit.
+GRACE_MARGIN_SECONDS = 10
+
+#: The spec fields (Python names) that shape a worker pod: a change to any of them rolls
+#: the pool's pods.  ``replicas`` and ``paused`` are deliberately absent: scaling or
+#: pausing dispatch must never replace a worker.
+TEMPLATE_FIELDS: tuple[str, ...] = (
+    "image",
+    "app",
+    "env",
+    "resources",
+    "node_selector",
+    "tolerations",
+    "affinity",
+    "service_account_name",
+    "concurrency",
+    "drain_timeout_seconds",
+)
+
+#: The environment variables the operator sets on every worker.  A pool's ``env`` entry
+#: with one of these names is dropped from the pod: the operator's value always wins.
+OPERATOR_ENV: tuple[str, ...] = (
+    "SHIFTBOSS_OPERATOR_URL",
+    "SHIFTBOSS_POOL",
+    "SHIFTBOSS_WORKER_ID",
+    "SHIFTBOSS_POD_IP",
+    "SHIFTBOSS_TOKEN_FILE",
+    "SHIFTBOSS_CONCURRENCY",
+    "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS",
+    "SHIFTBOSS_HEALTH_PORT",
+)
+
+
+def _pool_name(pool: WorkerPool) -> str:
+    name = pool.name
+    if not name:
+        raise ValueError("the WorkerPool has no metadata.name")
+    return name
+
+
+def template_hash(pool: WorkerPool, operator_url: str) -> str:
+    """10 hex characters of the SHA-256 of everything that shapes a worker pod.
+
+    The input is a canonical JSON document (sorted keys, no whitespace) of the
+    :data:`TEMPLATE_FIELDS` of the spec, in their wire (camelCase) form, and the
+    operator URL the workers connect to.  Fields that are unset (``None``) are left
+    out, so adding an optional field to the model does not roll existing pools.
+    """
+    spec = pool.spec.model_dump(
+        mode="json", by_alias=True, exclude_none=True, include=set(TEMPLATE_FIELDS)
+    )
+    document = {"spec": spec, "operatorUrl": operator_url}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+def pod_labels(pool_name: str, hash_: str) -> dict[str, str]:
+    """The labels of a worker pod of pool ``pool_name`` made from template ``hash_``."""
+    return {
+        POOL_LABEL: pool_name,
+        HASH_LABEL: hash_,
+        "app.kubernetes.io/managed-by": "shiftboss",
+        "app.kubernetes.io/name": "shiftboss-worker",
+    }
+
+
+def _user_env(pool: WorkerPool) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = []
+    for var in pool.spec.env:
+        # The operator's variables are not overridable: SHIFTBOSS_POOL, the token file,
+        # the operator URL and the others below are what makes a worker talk to the
+        # right operator for the right pool with the right identity.  An entry of the
+        # pool's env with one of those names is dropped here (instead of being listed
+        # twice, where the API server only warns and the last one silently wins), so
+        # the operator's value always wins.
+        if var.name in OPERATOR_ENV:
+            continue
+        entry: dict[str, Any] = {"name": var.name}
+        if var.value_from is not None:
+            entry["valueFrom"] = copy.deepcopy(var.value_from)
+        elif var.value is not None:
+            entry["value"] = var.value
+        env.append(entry)
+    return env
+
+
+def _operator_env(pool: WorkerPool, operator_url: str) -> list[dict[str, Any]]:
+    spec = pool.spec
+    return [
+        {"name": "SHIFTBOSS_OPERATOR_URL", "value": operator_url},
+        {"name": "SHIFTBOSS_POOL", "value": _pool_name(pool)},
+        {
+            "name": "SHIFTBOSS_WORKER_ID",
+            "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+        },
+        {
+            "name": "SHIFTBOSS_POD_IP",
+            "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}},
+        },
+        {"name": "SHIFTBOSS_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
+        {"name": "SHIFTBOSS_CONCURRENCY", "value": str(spec.concurrency)},
+        {"name": "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS", "value": str(spec.drain_timeout_seconds)},
+        {"name": "SHIFTBOSS_HEALTH_PORT", "value": str(HEALTH_PORT)},
+    ]
+
+
+def _resources(pool: WorkerPool) -> dict[str, Any] | None:
+    if pool.spec.resources is None:
+        return None
+    dumped = pool.spec.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
+    resources = {key: value for key, value in dumped.items() if value}
+    return resources or None
+
+
+def worker_pod(pool: WorkerPool, *, operator_url: str, template_hash: str) -> dict[str, Any]:
+    """The Pod manifest of one worker of ``pool`` (made from template ``template_hash``).
+
+    The name is generated by the API server from ``<pool>-<hash>-``; the pod is owned by
+    the pool (deleting the pool deletes its pods).  ``restartPolicy`` is ``Never``: a
+    worker that exits (crashed, or drained and done) is replaced by the operator with a
+    new pod, possibly of a newer template, instead of being restarted in place.
+    """
+    name = _pool_name(pool)
+    if not pool.namespace:
+        raise ValueError(f"WorkerPool {name} has no metadata.namespace")
+    if not pool.uid:
+        raise ValueError(f"WorkerPool {name} has no metadata.uid (read it from the API server)")
+    spec = pool.spec
+
+    container: dict[str, Any] = {
+        "name": WORKER_CONTAINER,
+        "image": spec.image,
+        "command": ["shiftboss-worker", "run", "--app", spec.app],
+        "env": _user_env(pool) + _operator_env(pool, operator_url),
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "health"},
+            "periodSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True}],
+    }
+    resources = _resources(pool)
+    if resources is not None:
+        container["resources"] = resources
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": spec.service_account_name,
+        "terminationGracePeriodSeconds": spec.drain_timeout_seconds + GRACE_MARGIN_SECONDS,
+        "containers": [container],
+        "volumes": [
+            {
+                "name": TOKEN_VOLUME,
+                "projected": {
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": TOKEN_AUDIENCE,
+                                "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = copy.deepcopy(spec.tolerations)
+    if spec.affinity:
+        pod_spec["affinity"] = copy.deepcopy(spec.affinity)
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{name}-{template_hash}-",
+            "namespace": pool.namespace,
+            "labels": pod_labels(name, template_hash),
+            "ownerReferences": [
+                {
+                    "apiVersion": API_GROUP_VERSION,
+                    "kind": "WorkerPool",
+                    "name": name,
+                    "uid": pool.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": pod_spec,
+    }
