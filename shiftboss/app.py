@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from shiftboss.jobs.dispatcher import DispatchSettings, Dispatcher
+from shiftboss.jobs.dispatcher import Dispatcher, DispatchSettings
 from shiftboss.jobs.store import JobStore
 from shiftboss.kube.client import KubeClient
 from shiftboss.kube.config import KubeConfig
@@ -31,13 +31,17 @@ class App:
         # Forget a worker after several missed heartbeats (it re-registers if it was alive).
         self.registry = WorkerRegistry(forget_after_seconds=settings.lease_seconds * 4)
         self.dispatcher = Dispatcher(
-            self.store, self.events,
+            self.store,
+            self.events,
             DispatchSettings(lease_seconds=settings.lease_seconds),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
         )
         self.pools = PoolController(
-            self.client, self.events, operator_url=settings.advertised_url(),
-            queued=self.dispatcher.queued_count, running=self.dispatcher.running_count,
+            self.client,
+            self.events,
+            operator_url=settings.advertised_url(),
+            queued=self.dispatcher.queued_count,
+            running=self.dispatcher.running_count,
             busy_workers=self.dispatcher.busy_workers,
         )
         self.dispatcher.on_pool_change = self.pool_changed
@@ -53,23 +57,33 @@ class App:
         self._runner = web.AppRunner(WorkerApi(self).routes(), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
-        log.info("worker API on %s:%d (workers use %s)", self.settings.host, self.settings.port,
-                 self.settings.advertised_url())
+        log.info(
+            "worker API on %s:%d (workers use %s)",
+            self.settings.host,
+            self.settings.port,
+            self.settings.advertised_url(),
+        )
         for namespace in self.settings.namespaces or [None]:
             for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
                 self.pools.observe(item)
             for job in await self.store.list(namespace):
                 self.dispatcher._track(job)
-        log.info("rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs))
-        self._tasks = [asyncio.create_task(self.dispatcher.run_timers()),
-                       asyncio.create_task(self._forget_silent_workers())]
+        log.info(
+            "rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs)
+        )
+        self._tasks = [
+            asyncio.create_task(self.dispatcher.run_timers()),
+            asyncio.create_task(self._forget_silent_workers()),
+        ]
         self.ready = True
 
     async def _forget_silent_workers(self) -> None:
         while True:
             await asyncio.sleep(self.settings.lease_seconds)
             for worker in self.registry.forget_silent():
-                log.info("worker %s/%s forgotten (no heartbeat)", worker.namespace, worker.worker_id)
+                log.info(
+                    "worker %s/%s forgotten (no heartbeat)", worker.namespace, worker.worker_id
+                )
                 self.pool_changed(worker.namespace, worker.pool)
 
     async def stop(self) -> None:

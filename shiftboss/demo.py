@@ -15,22 +15,29 @@ POD = {
     "metadata": {"name": "hello", "namespace": "default"},
     "spec": {
         "restartPolicy": "Never",
-        "containers": [{
-            "name": "main",
-            "image": "python:3.11",
-            "command": [sys.executable, "-c",
-                        "import os; print('hello from', os.environ['POD'], 'at', os.environ['IP'])"],
-            "env": [
-                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-            ],
-        }],
+        "containers": [
+            {
+                "name": "main",
+                "image": "python:3.11",
+                "command": [
+                    sys.executable,
+                    "-c",
+                    "import os; print('hello from', os.environ['POD'], 'at', os.environ['IP'])",
+                ],
+                "env": [
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                ],
+            }
+        ],
     },
 }
 
 
 def main() -> None:
-    print("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, process node)")
+    print(
+        "starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, process node)"
+    )
     with LocalCluster() as cluster:
         print(f"  up in {cluster.start_seconds:.1f}s; kubeconfig {cluster.kubeconfig}")
         print(cluster.kubectl("get", "nodes", "-o", "wide").stdout)

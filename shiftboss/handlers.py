@@ -1,6 +1,7 @@
 """Kopf handlers: thin adapters from watch events to the App.
 
-Only ``on.event`` handlers: they keep no per-object state, so Kopf writes no progress
+Only ``on.event`` handlers, all ``async`` (Kopf runs sync handlers in threads, and
+the App is single-threaded asyncio): they keep no per-object state, so Kopf writes no progress
 or last-handled-configuration annotations (the hot path stays create + two status
 writes per job).  Reconciliation is level-based in ``PoolController`` and the
 ``Dispatcher``; these handlers only tell them what changed.
@@ -21,9 +22,13 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
         # Our own kubeconfig reader: it also understands tokenFile (rotating tokens).
         cfg = app.client.config
         return kopf.ConnectionInfo(
-            server=cfg.server, ca_path=cfg.ca_file, insecure=cfg.insecure,
-            certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
-            token=cfg.bearer_token(), default_namespace=cfg.namespace,
+            server=cfg.server,
+            ca_path=cfg.ca_file,
+            insecure=cfg.insecure,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+            token=cfg.bearer_token(),
+            default_namespace=cfg.namespace,
         )
 
     @kopf.on.startup(registry=registry)
@@ -38,14 +43,14 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
         await app.stop()
 
     @kopf.on.event(API_GROUP, API_VERSION, "jobs", registry=registry)
-    def job_event(event: kopf.RawEvent, **_: object) -> None:
+    async def job_event(event: kopf.RawEvent, **_: object) -> None:
         app.dispatcher.observe(event["object"], deleted=event["type"] == "DELETED")
 
     @kopf.on.event(API_GROUP, API_VERSION, "workerpools", registry=registry)
-    def pool_event(event: kopf.RawEvent, **_: object) -> None:
+    async def pool_event(event: kopf.RawEvent, **_: object) -> None:
         app.pools.observe(event["object"], deleted=event["type"] == "DELETED")
 
     @kopf.on.event("", "v1", "pods", labels={POOL_LABEL: kopf.PRESENT}, registry=registry)
-    def pod_event(event: kopf.RawEvent, **_: object) -> None:
+    async def pod_event(event: kopf.RawEvent, **_: object) -> None:
         meta = event["object"]["metadata"]
         app.pool_changed(meta["namespace"], meta["labels"][POOL_LABEL])

@@ -6,21 +6,41 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-JOBS_CLAIMED = Counter("shiftboss_jobs_claimed_total", "Job attempts handed to workers.",
-                       ["namespace", "pool"], registry=REGISTRY)
-JOBS_FINISHED = Counter("shiftboss_jobs_finished_total", "Jobs that reached a terminal phase.",
-                        ["namespace", "pool", "phase"], registry=REGISTRY)
-ATTEMPTS_FAILED = Counter("shiftboss_attempts_failed_total", "Attempts that ended without success.",
-                          ["namespace", "pool", "error_type"], registry=REGISTRY)
-STATUS_WRITES = Counter("shiftboss_status_writes_total", "Status writes to the API server.",
-                        ["kind"], registry=REGISTRY)
-WRITE_CONFLICTS = Counter("shiftboss_status_conflicts_total",
-                          "Status writes refused because the object changed (409).",
-                          registry=REGISTRY)
-QUEUED_JOBS = Gauge("shiftboss_queued_jobs", "Jobs waiting for a worker.", ["namespace", "pool"],
-                    registry=REGISTRY)
-RUNNING_ATTEMPTS = Gauge("shiftboss_running_attempts", "Attempts holding a lease.",
-                         registry=REGISTRY)
-CLAIM_LATENCY = Histogram("shiftboss_job_queue_seconds",
-                          "Time from a job's creation to its first claim.", registry=REGISTRY,
-                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+JOBS_CLAIMED = Counter(
+    "shiftboss_jobs_claimed_total",
+    "Job attempts handed to workers.",
+    ["namespace", "pool"],
+    registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "shiftboss_jobs_finished_total",
+    "Jobs that reached a terminal phase.",
+    ["namespace", "pool", "phase"],
+    registry=REGISTRY,
+)
+ATTEMPTS_FAILED = Counter(
+    "shiftboss_attempts_failed_total",
+    "Attempts that ended without success.",
+    ["namespace", "pool", "error_type"],
+    registry=REGISTRY,
+)
+STATUS_WRITES = Counter(
+    "shiftboss_status_writes_total", "Status writes to the API server.", ["kind"], registry=REGISTRY
+)
+WRITE_CONFLICTS = Counter(
+    "shiftboss_status_conflicts_total",
+    "Status writes refused because the object changed (409).",
+    registry=REGISTRY,
+)
+QUEUED_JOBS = Gauge(
+    "shiftboss_queued_jobs", "Jobs waiting for a worker.", ["namespace", "pool"], registry=REGISTRY
+)
+RUNNING_ATTEMPTS = Gauge(
+    "shiftboss_running_attempts", "Attempts holding a lease.", registry=REGISTRY
+)
+CLAIM_LATENCY = Histogram(
+    "shiftboss_job_queue_seconds",
+    "Time from a job's creation to its first claim.",
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)

@@ -55,7 +55,9 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> we
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+):
     try:
         return await handler(request)
     except ApiProblem as exc:
@@ -92,7 +94,9 @@ async def parse(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiProblem(422, "invalid_request", f"{where or 'body'}: {first['msg']}", where) from exc
+        raise ApiProblem(
+            422, "invalid_request", f"{where or 'body'}: {first['msg']}", where
+        ) from exc
 
 
 def reply(model: BaseModel, status: int = 200) -> web.Response:
@@ -124,35 +128,53 @@ class WorkerApi:
     def _authorize_pool(self, identity: WorkerIdentity, pool: str) -> None:
         if identity.pool is not None:
             if identity.pool != pool:
-                raise ApiProblem(403, "wrong_pool", f"this worker's pod belongs to pool {identity.pool!r}, "
-                                 f"not {pool!r}", "pool")
+                raise ApiProblem(
+                    403,
+                    "wrong_pool",
+                    f"this worker's pod belongs to pool {identity.pool!r}, not {pool!r}",
+                    "pool",
+                )
             return
         # A token not bound to a pod: the pool must run under the token's service account.
         spec = self.app.pools.spec(identity.namespace, pool)
         if spec is None or spec.service_account_name != identity.service_account:
-            raise ApiProblem(403, "wrong_pool", f"service account {identity.namespace}/"
-                             f"{identity.service_account} may not act for pool {pool!r}", "pool")
+            raise ApiProblem(
+                403,
+                "wrong_pool",
+                f"service account {identity.namespace}/"
+                f"{identity.service_account} may not act for pool {pool!r}",
+                "pool",
+            )
 
     async def _worker(self, request: web.Request) -> WorkerInfo:
         identity = await self._identity(request)
         worker_id = request.match_info["worker_id"]
         if identity.pod_name is not None and identity.pod_name != worker_id:
-            raise ApiProblem(403, "wrong_worker", f"this token belongs to worker {identity.pod_name!r}")
+            raise ApiProblem(
+                403, "wrong_worker", f"this token belongs to worker {identity.pod_name!r}"
+            )
         worker = self.app.registry.get(identity.namespace, worker_id)
         if worker is None:
-            raise ApiProblem(404, "worker_not_registered",
-                             f"worker {worker_id!r} is not registered (the operator may have restarted): "
-                             "register again")
+            raise ApiProblem(
+                404,
+                "worker_not_registered",
+                f"worker {worker_id!r} is not registered (the operator may have restarted): "
+                "register again",
+            )
         self._authorize_pool(identity, worker.pool)
         return worker
 
     async def _attempt_worker(self, request: web.Request) -> WorkerInfo:
         """The worker reporting on an attempt: the token's pod, or the attempt's lease holder."""
         identity = await self._identity(request)
-        worker_id = identity.pod_name or self.app.dispatcher.lease_holder(request.match_info["attempt_id"])
+        worker_id = identity.pod_name or self.app.dispatcher.lease_holder(
+            request.match_info["attempt_id"]
+        )
         worker = self.app.registry.get(identity.namespace, worker_id)
         if worker is None:
-            raise ApiProblem(404, "worker_not_registered", f"worker {worker_id!r} is not registered")
+            raise ApiProblem(
+                404, "worker_not_registered", f"worker {worker_id!r} is not registered"
+            )
         self._authorize_pool(identity, worker.pool)
         return worker
 
@@ -163,18 +185,36 @@ class WorkerApi:
         body = await parse(request, RegisterRequest)
         self._authorize_pool(identity, body.pool)
         if identity.pod_name is not None and identity.pod_name != body.worker_id:
-            raise ApiProblem(403, "wrong_worker", f"this token belongs to worker {identity.pod_name!r}, "
-                             f"not {body.worker_id!r}", "worker_id")
+            raise ApiProblem(
+                403,
+                "wrong_worker",
+                f"this token belongs to worker {identity.pod_name!r}, not {body.worker_id!r}",
+                "worker_id",
+            )
         if self.app.pools.spec(identity.namespace, body.pool) is None:
-            raise ApiProblem(404, "unknown_pool", f"no WorkerPool {body.pool!r} in namespace "
-                             f"{identity.namespace!r}", "pool")
+            raise ApiProblem(
+                404,
+                "unknown_pool",
+                f"no WorkerPool {body.pool!r} in namespace {identity.namespace!r}",
+                "pool",
+            )
         self.app.registry.register(identity.namespace, body)
         self.app.pool_changed(identity.namespace, body.pool)
-        log.info("worker %s/%s registered for pool %s with skills %s", identity.namespace,
-                 body.worker_id, body.pool, sorted(s.name for s in body.skills))
+        log.info(
+            "worker %s/%s registered for pool %s with skills %s",
+            identity.namespace,
+            body.worker_id,
+            body.pool,
+            sorted(s.name for s in body.skills),
+        )
         settings = self.app.settings
-        return reply(RegisterResponse(worker_id=body.worker_id, lease_seconds=settings.lease_seconds,
-                                      heartbeat_interval_seconds=settings.heartbeat_interval_seconds))
+        return reply(
+            RegisterResponse(
+                worker_id=body.worker_id,
+                lease_seconds=settings.lease_seconds,
+                heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
+            )
+        )
 
     async def claim(self, request: web.Request) -> web.Response:
         worker = await self._worker(request)
@@ -214,5 +254,6 @@ class WorkerApi:
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.REGISTRY),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )

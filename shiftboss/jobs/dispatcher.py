@@ -13,6 +13,7 @@ write covers what the lock cannot (another operator, a user editing the spec).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -105,7 +106,8 @@ class Dispatcher:
         self._expire_at: dict[str, datetime] = {}
         self._last_progress_write: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._wakeup: dict[tuple[str, str], asyncio.Condition] = defaultdict(asyncio.Condition)
+        #: Per pool, an event that claims wait on; set (and replaced) when a job is queued.
+        self._wakeup: dict[tuple[str, str], asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
         #: Called with (namespace, pool) whenever a pool's queue or running set changes.
         self.on_pool_change: Callable[[str, str], None] = lambda namespace, pool: None
@@ -128,7 +130,12 @@ class Dispatcher:
         job = self.jobs.pop(uid, None)
         for key in [k for k, lease in self.leases.items() if lease.uid == uid]:
             del self.leases[key]
-        for table in (self._retry_at, self._waiting_since, self._expire_at, self._last_progress_write):
+        for table in (
+            self._retry_at,
+            self._waiting_since,
+            self._expire_at,
+            self._last_progress_write,
+        ):
             table.pop(uid, None)
         if job:
             self.queues[job.pool_key].discard(uid)
@@ -146,9 +153,14 @@ class Dispatcher:
             self._waiting_since.pop(uid, None)
             for key in [k for k, lease in self.leases.items() if lease.uid == uid]:
                 del self.leases[key]
-            if job.spec.ttl_seconds_after_finished is not None and job.status and job.status.completion_time:
+            if (
+                job.spec.ttl_seconds_after_finished is not None
+                and job.status
+                and job.status.completion_time
+            ):
                 self._expire_at[uid] = job.status.completion_time + timedelta(
-                    seconds=job.spec.ttl_seconds_after_finished)
+                    seconds=job.spec.ttl_seconds_after_finished
+                )
         elif job.spec.cancel:
             queue.discard(uid)
             self._spawn(self._apply_by_uid(uid, lambda now: machine.CancelRequested(now)))
@@ -157,9 +169,14 @@ class Dispatcher:
             key = attempt_id(uid, job.attempt)
             if key not in self.leases:
                 # After a restart: give the worker one lease period to heartbeat again.
-                self.leases[key] = Lease(uid, job.attempt, job.status.worker or "", job.namespace,
-                                         time.monotonic() + self.settings.lease_seconds,
-                                         machine.attempt_deadline(job.spec, job.status))
+                self.leases[key] = Lease(
+                    uid,
+                    job.attempt,
+                    job.status.worker or "",
+                    job.namespace,
+                    time.monotonic() + self.settings.lease_seconds,
+                    machine.attempt_deadline(job.spec, job.status),
+                )
         elif phase == JobPhase.RETRYING and not machine.claimable(job.status, self.clock()):
             queue.discard(uid)
             self._retry_at[uid] = job.status.next_attempt_at  # type: ignore[union-attr]
@@ -174,20 +191,17 @@ class Dispatcher:
         self._notify(job.pool_key)
 
     def _notify(self, pool_key: tuple[str, str]) -> None:
-        condition = self._wakeup[pool_key]
-
-        async def wake() -> None:
-            async with condition:
-                condition.notify_all()
-
-        self._spawn(wake())
+        waiters = self._wakeup.pop(pool_key, None)
+        if waiters:
+            waiters.set()
 
     # -- worker API -------------------------------------------------------------------
 
-    async def claim(self, worker: WorkerInfo, max_attempts: int, wait_seconds: float) -> list[Assignment]:
+    async def claim(
+        self, worker: WorkerInfo, max_attempts: int, wait_seconds: float
+    ) -> list[Assignment]:
         """Long-poll: hand out up to ``max_attempts`` jobs, waiting up to ``wait_seconds`` for one."""
         deadline = time.monotonic() + wait_seconds
-        condition = self._wakeup[worker.pool_key]
         while True:
             assignments: list[Assignment] = []
             while len(assignments) < max_attempts and not worker.draining:
@@ -198,11 +212,9 @@ class Dispatcher:
             remaining = deadline - time.monotonic()
             if assignments or remaining <= 0 or worker.draining:
                 return assignments
-            async with condition:
-                try:
-                    await asyncio.wait_for(condition.wait(), remaining)
-                except TimeoutError:
-                    pass
+            queued = self._wakeup.setdefault(worker.pool_key, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queued.wait(), remaining)
 
     async def _claim_one(self, worker: WorkerInfo) -> Assignment | None:
         if self.is_paused(*worker.pool_key):
@@ -215,9 +227,15 @@ class Dispatcher:
             queue.discard(uid)  # reserved: no other claim can take it while we write
             async with self._locks[uid]:
                 job = self.jobs.get(uid)
-                if job is None or not machine.claimable(job.status, self.clock()) or job.spec.cancel:
+                if (
+                    job is None
+                    or not machine.claimable(job.status, self.clock())
+                    or job.spec.cancel
+                ):
                     continue
-                problem = self.params.check(worker.skills[job.spec.skill].input_schema, job.spec.params)
+                problem = self.params.check(
+                    worker.skills[job.spec.skill].input_schema, job.spec.params
+                )
                 if problem:
                     await self._apply(job, machine.ParamsRejected(problem, self.clock()))
                     continue
@@ -232,7 +250,9 @@ class Dispatcher:
             status = job.status
             assert status is not None
             if status.attempt == 1:
-                metrics.CLAIM_LATENCY.observe((status.attempt_start_time - job.created).total_seconds())
+                metrics.CLAIM_LATENCY.observe(
+                    (status.attempt_start_time - job.created).total_seconds()
+                )
             metrics.JOBS_CLAIMED.labels(*worker.pool_key).inc()
             return Assignment(
                 attempt_id=attempt_id(uid, status.attempt),
@@ -245,37 +265,60 @@ class Dispatcher:
             )
         return None
 
-    def heartbeat(self, worker: WorkerInfo, attempt_ids: list[str], draining: bool) -> list[Command]:
+    def heartbeat(
+        self, worker: WorkerInfo, attempt_ids: list[str], draining: bool
+    ) -> list[Command]:
         worker.draining = draining
         commands: list[Command] = []
         renewed = time.monotonic() + self.settings.lease_seconds
         for key in attempt_ids:
             lease = self.leases.get(key)
             if lease is None or (lease.namespace, lease.worker_id) != worker.key:
-                commands.append(Command(type=CommandType.abandon, attempt_id=key,
-                                        reason="the attempt is no longer current"))
+                commands.append(
+                    Command(
+                        type=CommandType.abandon,
+                        attempt_id=key,
+                        reason="the attempt is no longer current",
+                    )
+                )
                 continue
             lease.expires = renewed
             job = self.jobs.get(lease.uid)
             if job is not None and job.spec.cancel:
-                commands.append(Command(type=CommandType.cancel, attempt_id=key, reason="job cancelled"))
+                commands.append(
+                    Command(type=CommandType.cancel, attempt_id=key, reason="job cancelled")
+                )
         return commands
 
     async def complete(self, worker: WorkerInfo, key: str, result: object) -> None:
         size = len(json.dumps(result, separators=(",", ":")))
         if size > MAX_INLINE_RESULT_BYTES:
-            message = (f"result is {size} bytes, over the {MAX_INLINE_RESULT_BYTES}-byte limit for "
-                       "results stored in the Job's status; store large outputs as artifacts")
-            await self.fail(worker, key, FailReport(error_type="ResultTooLarge", message=message,
-                                                   retryable=False))
+            message = (
+                f"result is {size} bytes, over the {MAX_INLINE_RESULT_BYTES}-byte limit for "
+                "results stored in the Job's status; store large outputs as artifacts"
+            )
+            await self.fail(
+                worker,
+                key,
+                FailReport(error_type="ResultTooLarge", message=message, retryable=False),
+            )
             raise ResultTooLarge(message)
         await self._report(worker, key, lambda now: machine.Completed(result, now))
 
     async def fail(self, worker: WorkerInfo, key: str, report: FailReport) -> None:
         jitter = self.rng.uniform(-1, 1)
-        await self._report(worker, key, lambda now: machine.AttemptFailed(
-            report.error_type, report.message, report.retryable, now,
-            report.retry_after_seconds, jitter))
+        await self._report(
+            worker,
+            key,
+            lambda now: machine.AttemptFailed(
+                report.error_type,
+                report.message,
+                report.retryable,
+                now,
+                report.retry_after_seconds,
+                jitter,
+            ),
+        )
 
     async def progress(self, worker: WorkerInfo, key: str, report: ProgressReport) -> None:
         uid, _ = self._current(worker, key)
@@ -285,8 +328,9 @@ class Dispatcher:
         async with self._locks[uid]:
             uid, job = self._current(worker, key)
             status = job.status.model_copy(deep=True)  # type: ignore[union-attr]
-            status.progress = JobProgress(percent=report.percent, message=report.message or None,
-                                          updated_at=self.clock())
+            status.progress = JobProgress(
+                percent=report.percent, message=report.message or None, updated_at=self.clock()
+            )
             self._last_progress_write[uid] = time.monotonic()
             try:
                 self._track(await self.store.write_status(job, status))
@@ -311,8 +355,11 @@ class Dispatcher:
             raise UnknownAttempt(f"no job has attempt {key!r}")
         lease = self.leases.get(key)
         if (
-            lease is None or worker is None or (lease.namespace, lease.worker_id) != worker.key
-            or job.phase != JobPhase.RUNNING or job.attempt != number
+            lease is None
+            or worker is None
+            or (lease.namespace, lease.worker_id) != worker.key
+            or job.phase != JobPhase.RUNNING
+            or job.attempt != number
         ):
             raise AttemptNotCurrent(
                 f"attempt {number} of job {job.namespace}/{job.name} is no longer current "
@@ -345,9 +392,13 @@ class Dispatcher:
         old_key = attempt_id(job.uid, job.attempt)
         if isinstance(change, machine.Claimed):
             self.leases[attempt_id(job.uid, status.attempt)] = Lease(
-                job.uid, status.attempt, change.worker, job.namespace,
+                job.uid,
+                status.attempt,
+                change.worker,
+                job.namespace,
                 time.monotonic() + self.settings.lease_seconds,
-                machine.attempt_deadline(job.spec, status))
+                machine.attempt_deadline(job.spec, status),
+            )
         else:
             self.leases.pop(old_key, None)
         self._track(updated)
@@ -374,8 +425,15 @@ class Dispatcher:
             metrics.ATTEMPTS_FAILED.labels(job.namespace, job.spec.pool, error_type).inc()
             reason = "Retrying" if status.phase == JobPhase.RETRYING else "Failed"
             warning = True
-        self.events.record(kind="Job", namespace=job.namespace, name=job.name, uid=job.uid,
-                           reason=reason, message=status.message or reason, warning=warning)
+        self.events.record(
+            kind="Job",
+            namespace=job.namespace,
+            name=job.name,
+            uid=job.uid,
+            reason=reason,
+            message=status.message or reason,
+            warning=warning,
+        )
 
     async def _apply_by_uid(self, uid: str, make_event) -> None:
         """Apply an operator-side event (cancel, lease expiry, timeout...) to a job by uid."""
@@ -445,9 +503,15 @@ class Dispatcher:
             if mono - since >= self.settings.queued_write_delay_seconds:
                 del self._waiting_since[uid]
                 job = self.jobs.get(uid)
-                if job and job.phase in (None, JobPhase.PENDING) and uid in self.queues[job.pool_key]:
+                if (
+                    job
+                    and job.phase in (None, JobPhase.PENDING)
+                    and uid in self.queues[job.pool_key]
+                ):
                     message = f"waiting for a worker of pool {job.spec.pool}"
-                    self._spawn(self._apply_by_uid(uid, lambda t, m=message: machine.Enqueued(t, m)))
+                    self._spawn(
+                        self._apply_by_uid(uid, lambda t, m=message: machine.Enqueued(t, m))
+                    )
         for uid, when in list(self._expire_at.items()):
             if when <= now:
                 del self._expire_at[uid]
@@ -469,7 +533,11 @@ class Dispatcher:
 
         async with self._locks[job.uid]:
             current = self.jobs.get(job.uid)
-            if current is None or current.phase != JobPhase.RUNNING or current.attempt != lease.attempt:
+            if (
+                current is None
+                or current.phase != JobPhase.RUNNING
+                or current.attempt != lease.attempt
+            ):
                 return
         await self._apply_by_uid(job.uid, event)
 
@@ -477,11 +545,17 @@ class Dispatcher:
 
     def queued_count(self, namespace: str, pool: str) -> int:
         return len(self.queues[(namespace, pool)]) + sum(
-            1 for uid in self._retry_at if (j := self.jobs.get(uid)) and j.pool_key == (namespace, pool))
+            1
+            for uid in self._retry_at
+            if (j := self.jobs.get(uid)) and j.pool_key == (namespace, pool)
+        )
 
     def running_count(self, namespace: str, pool: str) -> int:
-        return sum(1 for lease in self.leases.values()
-                   if (j := self.jobs.get(lease.uid)) and j.pool_key == (namespace, pool))
+        return sum(
+            1
+            for lease in self.leases.values()
+            if (j := self.jobs.get(lease.uid)) and j.pool_key == (namespace, pool)
+        )
 
     def busy_workers(self, namespace: str) -> set[str]:
         return {lease.worker_id for lease in self.leases.values() if lease.namespace == namespace}

@@ -109,16 +109,27 @@ class ParamsRejected:
 
 
 Event = (
-    Enqueued | Claimed | Completed | AttemptFailed | LeaseExpired | TimedOut
-    | CancelRequested | DeadlineExceeded | ParamsRejected
+    Enqueued
+    | Claimed
+    | Completed
+    | AttemptFailed
+    | LeaseExpired
+    | TimedOut
+    | CancelRequested
+    | DeadlineExceeded
+    | ParamsRejected
 )
 
 # -- decisions ---------------------------------------------------------------------------
 
 
 def retry_delay(
-    spec: JobSpec, attempt: int, error_type: str, retryable: bool,
-    retry_after: float | None = None, jitter_sample: float = 0.0,
+    spec: JobSpec,
+    attempt: int,
+    error_type: str,
+    retryable: bool,
+    retry_after: float | None = None,
+    jitter_sample: float = 0.0,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when the job must fail now."""
     policy = spec.retry
@@ -230,7 +241,9 @@ def _attempt_failed(
         error_type, message, retryable = event.error_type, event.message, event.retryable
         retry_after, jitter = event.retry_after, event.jitter_sample
         outcome = (
-            AttemptOutcome.WORKER_SHUTDOWN if error_type == "WorkerShutdown" else AttemptOutcome.FAILED
+            AttemptOutcome.WORKER_SHUTDOWN
+            if error_type == "WorkerShutdown"
+            else AttemptOutcome.FAILED
         )
     elif isinstance(event, LeaseExpired):
         error_type, retryable, retry_after, jitter = "LeaseExpired", True, None, event.jitter_sample
@@ -243,9 +256,12 @@ def _attempt_failed(
     _end_attempt(current, outcome, at, error_type, message)
     delay = retry_delay(spec, current.attempt, error_type, retryable, retry_after, jitter)
     if delay is None:
+        retryable = retryable and error_type not in spec.retry.non_retryable_errors
         current.error = JobError(type=error_type, message=message, retryable=retryable)
-        why = "not retryable" if not retryable or error_type in spec.retry.non_retryable_errors else (
-            f"no attempts left ({current.attempt}/{spec.retry.max_attempts})"
+        why = (
+            "not retryable"
+            if not retryable or error_type in spec.retry.non_retryable_errors
+            else (f"no attempts left ({current.attempt}/{spec.retry.max_attempts})")
         )
         current.message = f"failed: {error_type}: {message} ({why})"[:1024]
         return _finish(current, JobPhase.FAILED, at)
@@ -259,13 +275,23 @@ def _attempt_failed(
 
 
 def _end_attempt(
-    status: JobStatus, outcome: AttemptOutcome, at: datetime,
-    error_type: str | None = None, message: str | None = None,
+    status: JobStatus,
+    outcome: AttemptOutcome,
+    at: datetime,
+    error_type: str | None = None,
+    message: str | None = None,
 ) -> None:
-    status.record_attempt(AttemptRecord(
-        attempt=max(status.attempt, 1), worker=status.worker, start_time=status.attempt_start_time,
-        end_time=at, outcome=outcome, error_type=error_type, message=message,
-    ))
+    status.record_attempt(
+        AttemptRecord(
+            attempt=max(status.attempt, 1),
+            worker=status.worker,
+            start_time=status.attempt_start_time,
+            end_time=at,
+            outcome=outcome,
+            error_type=error_type,
+            message=message,
+        )
+    )
 
 
 def _finish(status: JobStatus, phase: JobPhase, at: datetime) -> JobStatus:

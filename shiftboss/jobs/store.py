@@ -64,8 +64,12 @@ class JobStore:
         try:
             await self.client.delete(
                 JOBS.path(job.namespace, job.name),
-                {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": job.uid},
-                 "propagationPolicy": "Background"},
+                {
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "preconditions": {"uid": job.uid},
+                    "propagationPolicy": "Background",
+                },
             )
         except ApiError as exc:
             if not (exc.not_found or exc.conflict):

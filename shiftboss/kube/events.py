@@ -23,25 +23,51 @@ class EventRecorder:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def record(
-        self, *, kind: str, namespace: str, name: str, uid: str,
-        reason: str, message: str, warning: bool = False,
+        self,
+        *,
+        kind: str,
+        namespace: str,
+        name: str,
+        uid: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
     ) -> None:
         task = asyncio.create_task(self._send(kind, namespace, name, uid, reason, message, warning))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _send(
-        self, kind: str, namespace: str, name: str, uid: str, reason: str, message: str, warning: bool
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        uid: str,
+        reason: str,
+        message: str,
+        warning: bool,
     ) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"generateName": f"{name}.", "namespace": namespace},
-            "involvedObject": {"apiVersion": "shiftboss.io/v1alpha1", "kind": kind,
-                               "name": name, "namespace": namespace, "uid": uid},
-            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-            "source": {"component": self.component}, "reportingComponent": self.component,
-            "reportingInstance": self.instance, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "involvedObject": {
+                "apiVersion": "shiftboss.io/v1alpha1",
+                "kind": kind,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
         }
         try:
             await self.client.create(EVENTS.path(namespace), body)

@@ -76,6 +76,7 @@ class LocalCluster:
         node: bool = True,
         node_name: str = "process-node",
         keep_workdir: bool = False,
+        crds: list[Path] | None = None,
     ) -> None:
         self.bin_dir = Path(bin_dir) if bin_dir else find_binaries()
         self._own_workdir = workdir is None
@@ -83,6 +84,9 @@ class LocalCluster:
         self.with_node = node
         self.node_name = node_name
         self.keep_workdir = keep_workdir
+        #: CRD files or directories applied before the controllers start, so that the
+        #: garbage collector knows the custom resources from its first discovery.
+        self.crds = [Path(p) for p in crds or []]
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "kubeconfig"
         self.processes: list[ManagedProcess] = []
@@ -106,6 +110,8 @@ class LocalCluster:
             self._start_etcd(timeout)
             self._start_apiserver(timeout)
             self._write_kubeconfig()
+            for path in self.crds:
+                self.kubectl("apply", "--server-side", "-f", str(path))
             self._start_controllers()
             wait_until(
                 lambda: (

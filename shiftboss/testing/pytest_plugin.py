@@ -19,13 +19,26 @@ from shiftboss.testing.cluster import ExistingCluster, LocalCluster
 from shiftboss.testing.processes import wait_until
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "shiftboss_crds",
+        "CRD files or directories to install in the test cluster",
+        type="paths",
+        default=[],
+    )
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[LocalCluster | ExistingCluster]:
+def cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster | ExistingCluster]:
+    crds = list(pytestconfig.getini("shiftboss_crds"))
     existing = os.environ.get("SHIFTBOSS_KUBECONFIG")
     if existing:
-        yield ExistingCluster(existing)
+        remote = ExistingCluster(existing)
+        for path in crds:
+            remote.kubectl("apply", "--server-side", "-f", str(path))
+        yield remote
         return
-    local = LocalCluster()
+    local = LocalCluster(crds=crds)
     with local:
         print(f"\nlocal control plane up in {local.start_seconds:.1f}s (logs: {local.logs})")
         yield local

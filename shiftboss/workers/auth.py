@@ -46,8 +46,14 @@ class Authenticator:
         self.reviews = 0
 
     async def identify(self, authorization: str | None) -> WorkerIdentity:
-        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 16384:
-            raise AuthError("missing bearer token: send 'Authorization: Bearer <service-account token>'")
+        if (
+            not authorization
+            or not authorization.startswith("Bearer ")
+            or len(authorization) > 16384
+        ):
+            raise AuthError(
+                "missing bearer token: send 'Authorization: Bearer <service-account token>'"
+            )
         token = authorization.removeprefix("Bearer ").strip()
         key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(key)
@@ -61,14 +67,20 @@ class Authenticator:
 
     async def _review(self, token: str) -> WorkerIdentity:
         self.reviews += 1
-        review = await self.client.create(TOKENREVIEWS.path(), {
-            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-            "spec": {"token": token, "audiences": [self.audience]},
-        })
+        review = await self.client.create(
+            TOKENREVIEWS.path(),
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "spec": {"token": token, "audiences": [self.audience]},
+            },
+        )
         status = review.get("status", {})
         if not status.get("authenticated"):
-            raise AuthError(f"token rejected: {status.get('error') or 'not authenticated'} "
-                            f"(workers need a service-account token with audience {self.audience!r})")
+            raise AuthError(
+                f"token rejected: {status.get('error') or 'not authenticated'} "
+                f"(workers need a service-account token with audience {self.audience!r})"
+            )
         user = status.get("user", {})
         parts = user.get("username", "").split(":")
         if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
@@ -83,7 +95,9 @@ class Authenticator:
                 pod = await self.client.get(PODS.path(namespace, pod_name))
             except ApiError as exc:
                 if exc.not_found:
-                    raise AuthError(f"the token's pod {namespace}/{pod_name} no longer exists") from exc
+                    raise AuthError(
+                        f"the token's pod {namespace}/{pod_name} no longer exists"
+                    ) from exc
                 raise
             if pod["metadata"]["uid"] != pod_uid:
                 raise AuthError(f"the token's pod {namespace}/{pod_name} was replaced")

@@ -1,7 +1,83 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+
+from shiftboss.testing.operator import OperatorProcess
+from shiftboss.testing.processes import wait_until
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def operator(cluster, namespace, tmp_path) -> Iterator[OperatorProcess]:
+    with OperatorProcess(cluster.env(), tmp_path / "operator.log", namespaces=[namespace]) as op:
+        yield op
+    log = (tmp_path / "operator.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-5000:]
+
+
+def pool_manifest(name: str, replicas: int = 1, concurrency: int = 1, **spec) -> dict:
+    return {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "shiftboss/demo:dev",
+            "app": "demo_worker:worker",
+            "replicas": replicas,
+            "concurrency": concurrency,
+            "drainTimeoutSeconds": 10,
+            "env": [{"name": "PYTHONPATH", "value": str(EXAMPLES)}],
+            **spec,
+        },
+    }
+
+
+def job_manifest(name: str, skill: str, params: dict, pool: str = "demo", **spec) -> dict:
+    return {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"pool": pool, "skill": skill, "params": params, **spec},
+    }
+
+
+def apply(cluster, namespace: str, *objects: dict) -> None:
+    doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(doc))
+
+
+def get(cluster, namespace: str, kind: str, name: str | None = None) -> dict:
+    args = ["-n", namespace, "get", kind] + ([name] if name else []) + ["-o", "json"]
+    return json.loads(cluster.kubectl(*args).stdout)
+
+
+def wait_jobs_done(cluster, namespace: str, count: int, timeout: float = 120) -> list[dict]:
+    def done():
+        items = get(cluster, namespace, "jobs.shiftboss.io")["items"]
+        finished = [
+            j
+            for j in items
+            if j.get("status", {}).get("phase") in ("Succeeded", "Failed", "Cancelled")
+        ]
+        return items if len(finished) >= count else None
+
+    return wait_until(done, timeout=timeout, interval=0.5, what=f"{count} jobs to finish")
+
+
+def wait_ready_workers(cluster, namespace: str, pool: str, count: int, timeout: float = 90) -> None:
+    def ready():
+        status = get(cluster, namespace, "workerpools.shiftboss.io", pool).get("status", {})
+        return status.get("readyReplicas", 0) >= count
+
+    wait_until(ready, timeout=timeout, interval=0.5, what=f"{count} ready workers in pool {pool}")

@@ -790,14 +790,6 @@ def test_error_listed_in_non_retryable_errors_fails_at_once(
     assert result.completion_time == NOW
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "machine.py _attempt_failed: an error listed in spec.retry.nonRetryableErrors fails "
-        "the job as not retryable, but status.error.retryable copies the worker's flag (True) "
-        "instead of False"
-    ),
-)
 def test_error_listed_in_non_retryable_errors_is_recorded_as_not_retryable() -> None:
     spec = make_spec(max_attempts=5, non_retryable=["acme.BadInput"])
     event = AttemptFailed("acme.BadInput", "bad", True, NOW)

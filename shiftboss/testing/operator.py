@@ -1,0 +1,71 @@
+"""Run the operator as a child process against a cluster, for tests and the demo."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from pathlib import Path
+
+from shiftboss.testing.cluster import free_port
+from shiftboss.testing.processes import ManagedProcess, wait_until
+
+
+class OperatorProcess:
+    """``shiftboss run`` on a free loopback port; ``stop()`` ends it by its process id."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        *,
+        namespaces: list[str] | None = None,
+        lease_seconds: float = 5.0,
+        heartbeat_seconds: float = 1.0,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [
+            sys.executable,
+            "-m",
+            "shiftboss.cli",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--lease-seconds",
+            str(lease_seconds),
+            "--heartbeat-seconds",
+            str(heartbeat_seconds),
+        ]
+        for namespace in namespaces or []:
+            argv += ["--namespace", namespace]
+        if not namespaces:
+            argv.append("--all-namespaces")
+        self.process = ManagedProcess(
+            "operator", argv + (extra_args or []), log, env={**env, "PYTHONUNBUFFERED": "1"}
+        )
+
+    def start(self, timeout: float = 60) -> OperatorProcess:
+        self.process.start()
+
+        def ready() -> bool:
+            if not self.process.running():
+                raise RuntimeError(
+                    f"operator exited ({self.process.exit_code()}):\n{self.process.tail()}"
+                )
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                return response.status == 200
+
+        wait_until(ready, timeout=timeout, what="the operator's /readyz")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop(timeout=15)
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
