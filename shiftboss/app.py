@@ -52,6 +52,10 @@ class App:
     def pool_changed(self, namespace: str, pool: str) -> None:
         self.pools.trigger(namespace, pool)
 
+    def worker_gone(self, namespace: str, worker_id: str) -> None:
+        self.dispatcher.worker_gone(namespace, worker_id)
+        self.registry.remove(namespace, worker_id)
+
     async def start(self) -> None:
         """Serve the worker API, rebuild the queues from the API server, start the timers."""
         self._runner = web.AppRunner(WorkerApi(self).routes(), access_log=None)

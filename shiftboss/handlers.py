@@ -52,5 +52,9 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
     @kopf.on.event("", "v1", "pods", labels={POOL_LABEL: kopf.PRESENT}, registry=registry)
     async def pod_event(event: kopf.RawEvent, **_: object) -> None:
-        meta = event["object"]["metadata"]
+        pod = event["object"]
+        meta = pod["metadata"]
+        phase = (pod.get("status") or {}).get("phase")
+        if event["type"] == "DELETED" or phase in ("Succeeded", "Failed"):
+            app.worker_gone(meta["namespace"], meta["name"])
         app.pool_changed(meta["namespace"], meta["labels"][POOL_LABEL])

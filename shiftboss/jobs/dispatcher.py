@@ -338,6 +338,13 @@ class Dispatcher:
             except StaleJob:
                 await self._reread(job)
 
+    def worker_gone(self, namespace: str, worker_id: str) -> None:
+        """The worker's pod ended: its attempts cannot finish, so end their leases now
+        rather than waiting for them to run out."""
+        for lease in self.leases.values():
+            if (lease.namespace, lease.worker_id) == (namespace, worker_id):
+                lease.expires = 0.0
+
     def lease_holder(self, key: str) -> str:
         """The worker id holding attempt ``key``; raises when no one does."""
         lease = self.leases.get(key)

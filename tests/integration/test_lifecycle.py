@@ -1,0 +1,182 @@
+"""Job lifecycle and pool behaviour on the real control plane, with real worker pods."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from conftest import apply, get, job_manifest, pool_manifest, wait_jobs_done, wait_ready_workers
+
+from shiftboss.testing.processes import wait_until
+
+NO_DELAY = {"maxAttempts": 2, "backoff": {"initialDelaySeconds": 0, "maxDelaySeconds": 0}}
+
+
+def job_status(cluster, namespace: str, name: str) -> dict:
+    return get(cluster, namespace, "jobs.shiftboss.io", name).get("status", {})
+
+
+def wait_phase(cluster, namespace: str, name: str, phases: set[str], timeout: float = 90) -> dict:
+    def reached():
+        status = job_status(cluster, namespace, name)
+        return status if status.get("phase") in phases else None
+
+    return wait_until(reached, timeout=timeout, interval=0.3, what=f"job {name} in {sorted(phases)}")
+
+
+def pool_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
+    pods = get(cluster, namespace, "pods")["items"]
+    return [p for p in pods if p["metadata"].get("labels", {}).get("shiftboss.io/pool") == pool]
+
+
+def live_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
+    return [p for p in pool_pods(cluster, namespace, pool)
+            if not p["metadata"].get("deletionTimestamp")
+            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+
+
+def events_for(cluster, namespace: str, name: str) -> list[dict]:
+    items = get(cluster, namespace, "events")["items"]
+    return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+def test_failing_skill_ends_failed_with_its_error(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1),
+          job_manifest("fatal", "explode", {"message": "disk on fire", "fatal": True}),
+          job_manifest("flaky", "explode", {"message": "try again", "fatal": False}, retry=NO_DELAY))
+    fatal = wait_phase(cluster, namespace, "fatal", {"Failed", "Succeeded"})
+    assert fatal["phase"] == "Failed"
+    assert fatal["error"] == {"type": "FatalError", "message": "disk on fire", "retryable": False}
+    assert fatal["attempt"] == 1  # never retried
+    flaky = wait_phase(cluster, namespace, "flaky", {"Failed", "Succeeded"})
+    assert flaky["phase"] == "Failed"
+    assert flaky["attempt"] == 2  # retried once, then out of attempts
+    assert [a["outcome"] for a in flaky["attempts"]] == ["Failed", "Failed"]
+    assert flaky["error"]["type"] == "RuntimeError"
+    assert "no attempts left" in flaky["message"]
+    reasons = {e["reason"] for e in events_for(cluster, namespace, "flaky")}
+    assert {"Retrying", "Failed"} <= reasons
+    # The dead-letter view: failed jobs by field selector.
+    failed = cluster.kubectl("-n", namespace, "get", "sbj", "--field-selector", "status.phase=Failed",
+                             "-o", "name").stdout.split()
+    assert sorted(failed) == ["job.shiftboss.io/fatal", "job.shiftboss.io/flaky"]
+
+
+def test_params_that_break_the_schema_fail_without_running(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1),
+          job_manifest("bad", "resize", {"url": "x", "width": "wide"}),
+          job_manifest("good", "resize", {"url": "x", "width": 10}))
+    bad = wait_phase(cluster, namespace, "bad", {"Failed", "Succeeded"})
+    assert bad["phase"] == "Failed"
+    assert bad["error"]["type"] == "InvalidParams"
+    assert bad["error"]["retryable"] is False
+    assert "spec.params.width" in bad["error"]["message"]
+    assert bad["attempt"] == 0 and not bad.get("attempts")  # it never ran
+    good = wait_phase(cluster, namespace, "good", {"Failed", "Succeeded"})
+    assert good["result"]["thumbnail"] == "x?w=10"
+
+
+def test_worker_killed_mid_job_the_job_moves_to_another_worker(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=2))
+    wait_ready_workers(cluster, namespace, "demo", 2)
+    apply(cluster, namespace, job_manifest("long", "sleep", {"seconds": 4}, retry=NO_DELAY))
+    running = wait_phase(cluster, namespace, "long", {"Running"})
+    victim = running["worker"]
+    cluster.kubectl("-n", namespace, "delete", "pod", victim, "--grace-period=0", "--force")
+    done = wait_phase(cluster, namespace, "long", {"Succeeded", "Failed"}, timeout=60)
+    assert done["phase"] == "Succeeded"
+    assert done["attempt"] == 2
+    assert done["attempts"][0]["outcome"] == "LeaseExpired"
+    assert done["attempts"][0]["worker"] == victim
+    assert done["attempts"][1]["worker"] != victim
+    # The dead attempt's late report is refused and changes nothing.
+    uid = get(cluster, namespace, "jobs.shiftboss.io", "long")["metadata"]["uid"]
+    token = cluster.kubectl("-n", namespace, "create", "token", "default", "--audience", "shiftboss").stdout.strip()
+    before = get(cluster, namespace, "jobs.shiftboss.io", "long")["metadata"]["resourceVersion"]
+    response = httpx.post(f"{operator.url}/v1/attempts/{uid}.1/complete", json={"result": "late"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "attempt_not_current"
+    after = get(cluster, namespace, "jobs.shiftboss.io", "long")
+    assert after["metadata"]["resourceVersion"] == before
+    assert after["status"]["result"] == {"slept": 4}
+
+
+def test_scale_up_and_down(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1))
+    wait_ready_workers(cluster, namespace, "demo", 1)
+    cluster.kubectl("-n", namespace, "scale", "wp/demo", "--replicas=3")
+    wait_ready_workers(cluster, namespace, "demo", 3)
+    assert len(live_pods(cluster, namespace)) == 3
+    cluster.kubectl("-n", namespace, "scale", "wp/demo", "--replicas=1")
+    wait_until(lambda: len(pool_pods(cluster, namespace)) == 1, timeout=60, what="scale down to 1 pod")
+    status = get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]
+    wait_until(lambda: get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]["readyReplicas"] == 1,
+               timeout=30, what="status.readyReplicas == 1")
+    assert status["selector"] == "shiftboss.io/pool=demo"
+
+
+def test_template_change_rolls_pods_without_cutting_a_job_short(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=2))
+    wait_ready_workers(cluster, namespace, "demo", 2)
+    old = {p["metadata"]["name"] for p in live_pods(cluster, namespace)}
+    old_hash = get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]["templateHash"]
+    apply(cluster, namespace, job_manifest("busy", "sleep", {"seconds": 3}, retry={"maxAttempts": 1}))
+    wait_phase(cluster, namespace, "busy", {"Running"})
+    patch = {"spec": {"env": [{"name": "PYTHONPATH", "value": pool_manifest("x")["spec"]["env"][0]["value"]},
+                              {"name": "ROLLOUT", "value": "2"}]}}
+    cluster.kubectl("-n", namespace, "patch", "wp/demo", "--type=merge", "-p", json.dumps(patch))
+
+    def rolled():
+        pods = live_pods(cluster, namespace)
+        names = {p["metadata"]["name"] for p in pods}
+        hashes = {p["metadata"]["labels"]["shiftboss.io/template-hash"] for p in pods}
+        return len(pods) == 2 and not names & old and old_hash not in hashes
+
+    wait_until(rolled, timeout=120, interval=0.5, what="the pool to roll to the new template")
+    busy = wait_phase(cluster, namespace, "busy", {"Succeeded", "Failed"})
+    assert busy["phase"] == "Succeeded" and busy["attempt"] == 1  # finished on its old worker
+    wait_ready_workers(cluster, namespace, "demo", 2)
+
+
+def test_deleting_the_pool_removes_its_pods(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=2))
+    wait_ready_workers(cluster, namespace, "demo", 2)
+    cluster.kubectl("-n", namespace, "delete", "wp/demo")
+    wait_until(lambda: not pool_pods(cluster, namespace), timeout=90, interval=0.5,
+               what="the garbage collector to delete the pool's pods")
+
+
+def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=2))
+    wait_ready_workers(cluster, namespace, "demo", 2)
+    apply(cluster, namespace, *[job_manifest(f"s-{i}", "sleep", {"seconds": 1}) for i in range(8)])
+    wait_until(lambda: any(j.get("status", {}).get("phase") == "Running"
+                           for j in get(cluster, namespace, "jobs.shiftboss.io")["items"]),
+               timeout=60, what="a running job")
+    operator.stop()  # queued and running jobs in flight
+    time.sleep(1)
+    operator.start()
+    items = wait_jobs_done(cluster, namespace, 8, timeout=120)
+    for job in items:
+        status = job["status"]
+        assert status["phase"] == "Succeeded", status
+        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+
+
+def test_a_first_time_success_costs_two_status_writes(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1))
+    wait_ready_workers(cluster, namespace, "demo", 1)
+    for i in range(5):
+        apply(cluster, namespace, job_manifest(f"w-{i}", "add", {"a": i, "b": i}))
+        wait_phase(cluster, namespace, f"w-{i}", {"Succeeded"})
+    metrics = httpx.get(f"{operator.url}/metrics").text
+    writes = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+              for line in metrics.splitlines() if line.startswith("shiftboss_status_writes_total{")}
+    assert writes == {'kind="Claimed"': 5.0, 'kind="Completed"': 5.0}
+    for i in range(5):
+        job = get(cluster, namespace, "jobs.shiftboss.io", f"w-{i}")
+        annotations = job["metadata"].get("annotations") or {}
+        assert not [k for k in annotations if "kopf" in k]  # no Kopf bookkeeping on jobs
+        assert job["metadata"].get("finalizers") is None
