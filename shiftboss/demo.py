@@ -1,60 +1,187 @@
-"""`make demo`: a local control plane, a pod run to completion, its status and log."""
+"""`make demo`: a pool and its jobs watched to completion, on the local control plane.
+
+Starts etcd, kube-apiserver, the controllers, a process node and the operator; applies
+``examples/pool.yaml`` and ``examples/jobs.yaml``; prints every job transition as it
+happens; cancels one job; ends with a summary table and stops everything.
+``SHIFTBOSS_DEMO_KEEP=1 make demo`` keeps the cluster up afterwards for kubectl.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import yaml
 
 from shiftboss.testing import LocalCluster
+from shiftboss.testing.operator import OperatorProcess
 from shiftboss.testing.processes import wait_until
 
-POD = {
-    "apiVersion": "v1",
-    "kind": "Pod",
-    "metadata": {"name": "hello", "namespace": "default"},
-    "spec": {
-        "restartPolicy": "Never",
-        "containers": [
-            {
-                "name": "main",
-                "image": "python:3.11",
-                "command": [
-                    sys.executable,
-                    "-c",
-                    "import os; print('hello from', os.environ['POD'], 'at', os.environ['IP'])",
-                ],
-                "env": [
-                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                ],
-            }
-        ],
-    },
-}
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+NAMESPACE = "shiftboss-demo"
+TERMINAL = {"Succeeded", "Failed", "Cancelled"}
+CANCEL = "long-nap"
 
 
-def main() -> None:
-    print(
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
+
+
+def pool_manifest() -> dict:
+    pool = yaml.safe_load((EXAMPLES / "pool.yaml").read_text())
+    # The process node runs this checkout's Python: make the example module importable.
+    pool["spec"].setdefault("env", []).append({"name": "PYTHONPATH", "value": str(EXAMPLES)})
+    return pool
+
+
+def jobs(cluster: LocalCluster) -> list[dict]:
+    out = cluster.kubectl("-n", NAMESPACE, "get", "jobs.shiftboss.io", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def describe(status: dict) -> str:
+    phase = status.get("phase")
+    if phase == "Running":
+        return f"attempt {status.get('attempt')} on {status.get('worker')}"
+    if phase == "Succeeded":
+        return f"result {json.dumps(status.get('result'))} in {status.get('duration')}"
+    if phase in ("Failed", "Retrying", "Queued", "Cancelled"):
+        return status.get("message") or ""
+    return ""
+
+
+def watch(cluster: LocalCluster, timeout: float = 180) -> list[dict]:
+    seen: dict[str, str] = {}
+    cancelled = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = jobs(cluster)
+        for job in sorted(items, key=lambda j: j["metadata"]["name"]):
+            name, status = job["metadata"]["name"], job.get("status", {})
+            phase = status.get("phase") or "Pending"
+            key = f"{phase}/{status.get('attempt', 0)}"
+            if seen.get(name) != key:
+                before = (seen.get(name) or "").split("/")[0] or "new"
+                say(f"{name:<12} {before:>9} -> {phase:<9} {describe(status)}")
+                seen[name] = key
+            if name == CANCEL and phase == "Running" and not cancelled:
+                say(
+                    f'{name:<12} kubectl patch sbj/{name} --type=merge -p \'{{"spec":{{"cancel":true}}}}\''
+                )
+                cluster.kubectl(
+                    "-n",
+                    NAMESPACE,
+                    "patch",
+                    f"sbj/{name}",
+                    "--type=merge",
+                    "-p",
+                    json.dumps({"spec": {"cancel": True}}),
+                )
+                cancelled = True
+        if items and all(j.get("status", {}).get("phase") in TERMINAL for j in items):
+            return items
+        time.sleep(0.3)
+    raise TimeoutError(f"jobs did not finish within {timeout:.0f}s")
+
+
+def summary(cluster: LocalCluster, items: list[dict]) -> None:
+    print()
+    print(f"{'JOB':<12} {'SKILL':<8} {'PHASE':<10} {'ATTEMPTS':>8} {'DURATION':>9}  RESULT / ERROR")
+    for job in sorted(items, key=lambda j: j["metadata"]["name"]):
+        spec, status = job["spec"], job.get("status", {})
+        outcome = (
+            json.dumps(status.get("result"))
+            if status.get("phase") == "Succeeded"
+            else f"{status.get('error', {}).get('type', '')}: {status.get('error', {}).get('message', '')}"
+            if status.get("error")
+            else status.get("message", "")
+        )
+        print(
+            f"{job['metadata']['name']:<12} {spec['skill']:<8} {status.get('phase', ''):<10} "
+            f"{status.get('attempt', 0):>8} {status.get('duration') or '-':>9}  {outcome[:60]}"
+        )
+    counts: dict[str, int] = {}
+    for job in items:
+        phase = job["status"]["phase"]
+        counts[phase] = counts.get(phase, 0) + 1
+    print("\n" + ", ".join(f"{n} {p}" for p, n in sorted(counts.items())))
+    print()
+    print(cluster.kubectl("-n", NAMESPACE, "get", "workerpools,pods").stdout)
+
+
+def main() -> int:
+    keep = os.environ.get("SHIFTBOSS_DEMO_KEEP") == "1"
+    say(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, process node)"
     )
-    with LocalCluster() as cluster:
-        print(f"  up in {cluster.start_seconds:.1f}s; kubeconfig {cluster.kubeconfig}")
-        print(cluster.kubectl("get", "nodes", "-o", "wide").stdout)
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(POD))
-        started = time.monotonic()
-
-        def finished():
-            pod = json.loads(cluster.kubectl("get", "pod", "hello", "-o", "json").stdout)
-            phase = pod.get("status", {}).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        phase = wait_until(finished, timeout=60, what="the pod to finish")
-        print(f"pod hello: {phase} in {time.monotonic() - started:.1f}s")
-        print(cluster.kubectl("get", "pod", "hello", "-o", "wide").stdout)
-        print("log:", cluster.kubectl("logs", "hello").stdout)
-    print("everything stopped")
+    cluster = LocalCluster(crds=[ROOT / "crds"], keep_workdir=keep)
+    operator: OperatorProcess | None = None
+    try:
+        cluster.start()
+        say(
+            f"control plane up in {cluster.start_seconds:.1f}s (Kubernetes "
+            f"{json.loads(cluster.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion']})"
+        )
+        log = Path(tempfile.mkdtemp(prefix="shiftboss-demo-")) / "operator.log"
+        operator = OperatorProcess(cluster.env(), log, lease_seconds=10, heartbeat_seconds=2)
+        operator.start()
+        say(f"operator up: worker API at {operator.url}, log in {log}")
+        cluster.kubectl("create", "namespace", NAMESPACE)
+        wait_until(
+            lambda: (
+                cluster.kubectl("-n", NAMESPACE, "get", "sa", "default", check=False).returncode
+                == 0
+            ),
+            timeout=30,
+            what="the namespace's default service account",
+        )
+        cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(pool_manifest()))
+        say("applied examples/pool.yaml: a pool of 3 workers, 2 jobs each at a time")
+        cluster.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / "jobs.yaml"))
+        say("applied examples/jobs.yaml: 9 jobs; watching them")
+        items = watch(cluster)
+        with contextlib.suppress(TimeoutError):  # let the pool's status catch up with the jobs
+            wait_until(
+                lambda: (
+                    json.loads(
+                        cluster.kubectl("-n", NAMESPACE, "get", "wp", "demo", "-o", "json").stdout
+                    )
+                    .get("status", {})
+                    .get("busyWorkers")
+                    == 0
+                ),
+                timeout=5,
+                what="idle pool",
+            )
+        summary(cluster, items)
+        if keep:
+            print(
+                f"The cluster stays up. In another terminal:\n"
+                f"  export KUBECONFIG={cluster.kubeconfig}\n"
+                f"  {cluster.bin_dir}/kubectl -n {NAMESPACE} get sbj,wp,pods\n"
+                "Press Ctrl-C here to stop everything."
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        else:
+            print(
+                "Everything is stopped now; `SHIFTBOSS_DEMO_KEEP=1 make demo` keeps the cluster up to explore."
+            )
+        return 0
+    finally:
+        if operator:
+            operator.stop()
+        cluster.stop()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -321,10 +321,15 @@ class Dispatcher:
         )
 
     async def progress(self, worker: WorkerInfo, key: str, report: ProgressReport) -> None:
-        uid, _ = self._current(worker, key)
-        last = self._last_progress_write.get(uid, 0.0)
-        if time.monotonic() - last < self.settings.progress_write_interval_seconds:
-            return  # throttled: progress is advisory, the outcome write is what matters
+        """Write progress at most once per interval, and never in an attempt's first
+        interval: a short job's progress is not worth a write; its outcome is."""
+        uid, job = self._current(worker, key)
+        interval = self.settings.progress_write_interval_seconds
+        started = job.status.attempt_start_time if job.status else None
+        if started and (self.clock() - started).total_seconds() < interval:
+            return
+        if time.monotonic() - self._last_progress_write.get(uid, 0.0) < interval:
+            return
         async with self._locks[uid]:
             uid, job = self._current(worker, key)
             status = job.status.model_copy(deep=True)  # type: ignore[union-attr]

@@ -22,7 +22,9 @@ def wait_phase(cluster, namespace: str, name: str, phases: set[str], timeout: fl
         status = job_status(cluster, namespace, name)
         return status if status.get("phase") in phases else None
 
-    return wait_until(reached, timeout=timeout, interval=0.3, what=f"job {name} in {sorted(phases)}")
+    return wait_until(
+        reached, timeout=timeout, interval=0.3, what=f"job {name} in {sorted(phases)}"
+    )
 
 
 def pool_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
@@ -31,9 +33,12 @@ def pool_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
 
 
 def live_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
-    return [p for p in pool_pods(cluster, namespace, pool)
-            if not p["metadata"].get("deletionTimestamp")
-            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
+    return [
+        p
+        for p in pool_pods(cluster, namespace, pool)
+        if not p["metadata"].get("deletionTimestamp")
+        and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+    ]
 
 
 def events_for(cluster, namespace: str, name: str) -> list[dict]:
@@ -42,9 +47,13 @@ def events_for(cluster, namespace: str, name: str) -> list[dict]:
 
 
 def test_failing_skill_ends_failed_with_its_error(cluster, namespace, operator):
-    apply(cluster, namespace, pool_manifest("demo", replicas=1),
-          job_manifest("fatal", "explode", {"message": "disk on fire", "fatal": True}),
-          job_manifest("flaky", "explode", {"message": "try again", "fatal": False}, retry=NO_DELAY))
+    apply(
+        cluster,
+        namespace,
+        pool_manifest("demo", replicas=1),
+        job_manifest("fatal", "explode", {"message": "disk on fire", "fatal": True}),
+        job_manifest("flaky", "explode", {"message": "try again", "fatal": False}, retry=NO_DELAY),
+    )
     fatal = wait_phase(cluster, namespace, "fatal", {"Failed", "Succeeded"})
     assert fatal["phase"] == "Failed"
     assert fatal["error"] == {"type": "FatalError", "message": "disk on fire", "retryable": False}
@@ -58,15 +67,20 @@ def test_failing_skill_ends_failed_with_its_error(cluster, namespace, operator):
     reasons = {e["reason"] for e in events_for(cluster, namespace, "flaky")}
     assert {"Retrying", "Failed"} <= reasons
     # The dead-letter view: failed jobs by field selector.
-    failed = cluster.kubectl("-n", namespace, "get", "sbj", "--field-selector", "status.phase=Failed",
-                             "-o", "name").stdout.split()
+    failed = cluster.kubectl(
+        "-n", namespace, "get", "sbj", "--field-selector", "status.phase=Failed", "-o", "name"
+    ).stdout.split()
     assert sorted(failed) == ["job.shiftboss.io/fatal", "job.shiftboss.io/flaky"]
 
 
 def test_params_that_break_the_schema_fail_without_running(cluster, namespace, operator):
-    apply(cluster, namespace, pool_manifest("demo", replicas=1),
-          job_manifest("bad", "resize", {"url": "x", "width": "wide"}),
-          job_manifest("good", "resize", {"url": "x", "width": 10}))
+    apply(
+        cluster,
+        namespace,
+        pool_manifest("demo", replicas=1),
+        job_manifest("bad", "resize", {"url": "x", "width": "wide"}),
+        job_manifest("good", "resize", {"url": "x", "width": 10}),
+    )
     bad = wait_phase(cluster, namespace, "bad", {"Failed", "Succeeded"})
     assert bad["phase"] == "Failed"
     assert bad["error"]["type"] == "InvalidParams"
@@ -92,10 +106,15 @@ def test_worker_killed_mid_job_the_job_moves_to_another_worker(cluster, namespac
     assert done["attempts"][1]["worker"] != victim
     # The dead attempt's late report is refused and changes nothing.
     uid = get(cluster, namespace, "jobs.shiftboss.io", "long")["metadata"]["uid"]
-    token = cluster.kubectl("-n", namespace, "create", "token", "default", "--audience", "shiftboss").stdout.strip()
+    token = cluster.kubectl(
+        "-n", namespace, "create", "token", "default", "--audience", "shiftboss"
+    ).stdout.strip()
     before = get(cluster, namespace, "jobs.shiftboss.io", "long")["metadata"]["resourceVersion"]
-    response = httpx.post(f"{operator.url}/v1/attempts/{uid}.1/complete", json={"result": "late"},
-                          headers={"Authorization": f"Bearer {token}"})
+    response = httpx.post(
+        f"{operator.url}/v1/attempts/{uid}.1/complete",
+        json={"result": "late"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "attempt_not_current"
     after = get(cluster, namespace, "jobs.shiftboss.io", "long")
@@ -110,10 +129,18 @@ def test_scale_up_and_down(cluster, namespace, operator):
     wait_ready_workers(cluster, namespace, "demo", 3)
     assert len(live_pods(cluster, namespace)) == 3
     cluster.kubectl("-n", namespace, "scale", "wp/demo", "--replicas=1")
-    wait_until(lambda: len(pool_pods(cluster, namespace)) == 1, timeout=60, what="scale down to 1 pod")
+    wait_until(
+        lambda: len(pool_pods(cluster, namespace)) == 1, timeout=60, what="scale down to 1 pod"
+    )
     status = get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]
-    wait_until(lambda: get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]["readyReplicas"] == 1,
-               timeout=30, what="status.readyReplicas == 1")
+    wait_until(
+        lambda: (
+            get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]["readyReplicas"]
+            == 1
+        ),
+        timeout=30,
+        what="status.readyReplicas == 1",
+    )
     assert status["selector"] == "shiftboss.io/pool=demo"
 
 
@@ -122,10 +149,18 @@ def test_template_change_rolls_pods_without_cutting_a_job_short(cluster, namespa
     wait_ready_workers(cluster, namespace, "demo", 2)
     old = {p["metadata"]["name"] for p in live_pods(cluster, namespace)}
     old_hash = get(cluster, namespace, "workerpools.shiftboss.io", "demo")["status"]["templateHash"]
-    apply(cluster, namespace, job_manifest("busy", "sleep", {"seconds": 3}, retry={"maxAttempts": 1}))
+    apply(
+        cluster, namespace, job_manifest("busy", "sleep", {"seconds": 3}, retry={"maxAttempts": 1})
+    )
     wait_phase(cluster, namespace, "busy", {"Running"})
-    patch = {"spec": {"env": [{"name": "PYTHONPATH", "value": pool_manifest("x")["spec"]["env"][0]["value"]},
-                              {"name": "ROLLOUT", "value": "2"}]}}
+    patch = {
+        "spec": {
+            "env": [
+                {"name": "PYTHONPATH", "value": pool_manifest("x")["spec"]["env"][0]["value"]},
+                {"name": "ROLLOUT", "value": "2"},
+            ]
+        }
+    }
     cluster.kubectl("-n", namespace, "patch", "wp/demo", "--type=merge", "-p", json.dumps(patch))
 
     def rolled():
@@ -144,17 +179,26 @@ def test_deleting_the_pool_removes_its_pods(cluster, namespace, operator):
     apply(cluster, namespace, pool_manifest("demo", replicas=2))
     wait_ready_workers(cluster, namespace, "demo", 2)
     cluster.kubectl("-n", namespace, "delete", "wp/demo")
-    wait_until(lambda: not pool_pods(cluster, namespace), timeout=90, interval=0.5,
-               what="the garbage collector to delete the pool's pods")
+    wait_until(
+        lambda: not pool_pods(cluster, namespace),
+        timeout=90,
+        interval=0.5,
+        what="the garbage collector to delete the pool's pods",
+    )
 
 
 def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator):
     apply(cluster, namespace, pool_manifest("demo", replicas=2))
     wait_ready_workers(cluster, namespace, "demo", 2)
     apply(cluster, namespace, *[job_manifest(f"s-{i}", "sleep", {"seconds": 1}) for i in range(8)])
-    wait_until(lambda: any(j.get("status", {}).get("phase") == "Running"
-                           for j in get(cluster, namespace, "jobs.shiftboss.io")["items"]),
-               timeout=60, what="a running job")
+    wait_until(
+        lambda: any(
+            j.get("status", {}).get("phase") == "Running"
+            for j in get(cluster, namespace, "jobs.shiftboss.io")["items"]
+        ),
+        timeout=60,
+        what="a running job",
+    )
     operator.stop()  # queued and running jobs in flight
     time.sleep(1)
     operator.start()
@@ -172,8 +216,11 @@ def test_a_first_time_success_costs_two_status_writes(cluster, namespace, operat
         apply(cluster, namespace, job_manifest(f"w-{i}", "add", {"a": i, "b": i}))
         wait_phase(cluster, namespace, f"w-{i}", {"Succeeded"})
     metrics = httpx.get(f"{operator.url}/metrics").text
-    writes = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
-              for line in metrics.splitlines() if line.startswith("shiftboss_status_writes_total{")}
+    writes = {
+        line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("shiftboss_status_writes_total{")
+    }
     assert writes == {'kind="Claimed"': 5.0, 'kind="Completed"': 5.0}
     for i in range(5):
         job = get(cluster, namespace, "jobs.shiftboss.io", f"w-{i}")
