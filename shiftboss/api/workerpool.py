@@ -30,9 +30,10 @@ APP_PATTERN = (
     r":[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 )
 
-#: A Kubernetes resource quantity in its string form ("500m", "1Gi", "2").
+#: A Kubernetes resource quantity in its string form ("500m", "1Gi", "2"); no minus
+#: sign, since a negative request or limit is never valid for a container.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
@@ -41,11 +42,13 @@ ENV_NAME_PATTERN = r"^[ -<>-~]+$"
 
 #: A resource quantity: an integer or a quantity string.
 Quantity = Annotated[
-    int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
+    Annotated[int, Field(ge=0)]
+    | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
     WithJsonSchema(
         {
             "x-kubernetes-int-or-string": True,
-            "pattern": QUANTITY_PATTERN,
+            "pattern": QUANTITY_PATTERN,  # applies to strings
+            "minimum": 0,  # applies to integers
             "description": "A quantity: an integer or a string such as 500m, 1Gi, 2.",
         }
     ),
@@ -63,6 +66,45 @@ class PoolConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+
+
+_REF = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class EnvVarSource(ApiModel):
+    """Where an environment variable's value comes from: exactly one source, as in a Pod."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef), "
+                "has(self.resourceFieldRef)].filter(x, x).size() == 1",
+                "env[].valueFrom needs exactly one of secretKeyRef, configMapKeyRef, "
+                "fieldRef or resourceFieldRef",
+            )
+        )
+    )
+
+    secret_key_ref: dict[str, Any] | None = Field(
+        None,
+        description="A key of a Secret in the pool's namespace (name, key, optional).",
+        json_schema_extra=_REF,
+    )
+    config_map_key_ref: dict[str, Any] | None = Field(
+        None,
+        description="A key of a ConfigMap in the pool's namespace (name, key, optional).",
+        json_schema_extra=_REF,
+    )
+    field_ref: dict[str, Any] | None = Field(
+        None,
+        description="A field of the worker's pod, e.g. fieldPath: metadata.name.",
+        json_schema_extra=_REF,
+    )
+    resource_field_ref: dict[str, Any] | None = Field(
+        None,
+        description="A resource of the worker container, e.g. resource: limits.cpu.",
+        json_schema_extra=_REF,
+    )
 
 
 class EnvVar(ApiModel):
@@ -88,7 +130,7 @@ class EnvVar(ApiModel):
         None,
         description="Value of the variable. Mutually exclusive with valueFrom.",
     )
-    value_from: dict[str, Any] | None = Field(
+    value_from: EnvVarSource | None = Field(
         None,
         description=(
             "Source of the variable's value, exactly as in a Pod's env[].valueFrom "

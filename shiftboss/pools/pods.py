@@ -124,7 +124,9 @@ def _user_env(pool: WorkerPool) -> list[dict[str, Any]]:
             continue
         entry: dict[str, Any] = {"name": var.name}
         if var.value_from is not None:
-            entry["valueFrom"] = copy.deepcopy(var.value_from)
+            entry["valueFrom"] = var.value_from.model_dump(
+                by_alias=True, exclude_none=True, mode="json"
+            )
         elif var.value is not None:
             entry["value"] = var.value
         env.append(entry)

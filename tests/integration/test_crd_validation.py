@@ -238,16 +238,16 @@ CREATE_CASES = {
         pool_manifest("p" * 64),
         ("metadata.name", "must be a DNS-1123 label"),
     ),
-    # Rules a user would expect (the Pods the operator creates from the pool would be
-    # refused), but which the CRD does not have: the pool is accepted.
     "pool-negative-cpu-request": Refused(
         _pool(resources={"requests": {"cpu": "-500m"}}),
-        ("spec.resources.requests.cpu",),
-        marks=missing_rule(
-            "QUANTITY_PATTERN allows a sign: a negative request is accepted, and only the "
-            "worker pods are refused later"
-        ),
+        ("spec.resources.requests.cpu", "should match"),
     ),
+    "pool-negative-integer-limit": Refused(
+        _pool(resources={"limits": {"cpu": -1}}),
+        ("spec.resources.limits.cpu", "greater than or equal to 0"),
+    ),
+    # A rule a user would expect (the Pods the operator creates from the pool would be
+    # refused), but which the CRD does not have: the pool is accepted.
     "pool-request-above-limit": Refused(
         _pool(resources={"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}),
         ("spec.resources", "memory"),
@@ -256,13 +256,23 @@ CREATE_CASES = {
             "and only the worker pods are refused later"
         ),
     ),
-    "pool-env-valueFrom-without-a-source": Refused(
+    "pool-env-valueFrom-misspelt-source": Refused(
         _pool(env=[{"name": "PW", "valueFrom": {"secretKeyRf": {"name": "s", "key": "pw"}}}]),
-        ("spec.env[0].valueFrom",),
-        marks=missing_rule(
-            "env[].valueFrom preserves unknown fields: a misspelt or missing source is "
-            "accepted, and only the worker pods are refused later"
+        ("spec.env[0].valueFrom.secretKeyRf",),
+    ),
+    "pool-env-valueFrom-two-sources": Refused(
+        _pool(
+            env=[
+                {
+                    "name": "PW",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "pw"},
+                        "fieldRef": {"fieldPath": "metadata.name"},
+                    },
+                }
+            ]
         ),
+        ("spec.env[0].valueFrom", "exactly one of secretKeyRef"),
     ),
 }
 

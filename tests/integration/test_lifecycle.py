@@ -227,3 +227,70 @@ def test_a_first_time_success_costs_two_status_writes(cluster, namespace, operat
         annotations = job["metadata"].get("annotations") or {}
         assert not [k for k in annotations if "kopf" in k]  # no Kopf bookkeeping on jobs
         assert job["metadata"].get("finalizers") is None
+
+
+def test_cancel_a_running_job(cluster, namespace, operator):
+    apply(
+        cluster,
+        namespace,
+        pool_manifest("demo", replicas=1),
+        job_manifest("nap", "sleep", {"seconds": 300}),
+    )
+    wait_phase(cluster, namespace, "nap", {"Running"})
+    cluster.kubectl(
+        "-n", namespace, "patch", "sbj/nap", "--type=merge", "-p", '{"spec":{"cancel":true}}'
+    )
+    status = wait_phase(cluster, namespace, "nap", {"Cancelled", "Succeeded", "Failed"}, timeout=30)
+    assert status["phase"] == "Cancelled"
+    assert status["attempts"][-1]["outcome"] == "Cancelled"
+    # The worker stops the skill and is free again: the next job runs on it.
+    apply(cluster, namespace, job_manifest("after", "add", {"a": 1, "b": 1}))
+    assert wait_phase(cluster, namespace, "after", {"Succeeded", "Failed"})["phase"] == "Succeeded"
+    # cancel cannot be undone
+    undo = cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "sbj/nap",
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":false}}',
+        check=False,
+    )
+    assert undo.returncode != 0
+
+
+def test_attempt_timeout_then_retry_policy_decides(cluster, namespace, operator):
+    apply(
+        cluster,
+        namespace,
+        pool_manifest("demo", replicas=1),
+        job_manifest(
+            "slow",
+            "sleep",
+            {"seconds": 300},
+            timeoutSeconds=2,
+            retry={"maxAttempts": 2, "backoff": {"initialDelaySeconds": 0, "maxDelaySeconds": 0}},
+        ),
+    )
+    status = wait_phase(cluster, namespace, "slow", {"Failed", "Succeeded"}, timeout=60)
+    assert status["phase"] == "Failed"
+    assert [a["outcome"] for a in status["attempts"]] == ["TimedOut", "TimedOut"]
+    assert status["error"]["type"] == "TimedOut"
+
+
+def test_finished_jobs_are_deleted_after_their_ttl(cluster, namespace, operator):
+    apply(
+        cluster,
+        namespace,
+        pool_manifest("demo", replicas=1),
+        job_manifest("short-lived", "add", {"a": 1, "b": 2}, ttlSecondsAfterFinished=1),
+    )
+    wait_until(
+        lambda: (
+            cluster.kubectl("-n", namespace, "get", "sbj", "short-lived", check=False).returncode
+            != 0
+        ),
+        timeout=60,
+        what="the finished job to be deleted after its TTL",
+    )

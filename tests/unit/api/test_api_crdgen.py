@@ -462,4 +462,4 @@ def test_every_rule_has_a_one_line_message_naming_a_field(crds):
                 count += 1
                 assert rule["message"] and "\n" not in rule["message"], path
                 assert any(word in rule["message"] for word in ("spec.", "env[]", "metadata."))
-    assert count == 8
+    assert count == 9

@@ -184,7 +184,7 @@ def test_workerpool_loads_a_server_object_and_round_trips():
     pool = WorkerPool.model_validate(body)
     assert pool.name == "resize" and pool.namespace == "media" and pool.generation == 3
     assert pool.spec.replicas == 3 and pool.spec.concurrency == 4
-    assert pool.spec.env[1].value_from == {"secretKeyRef": {"name": "tokens", "key": "api"}}
+    assert pool.spec.env[1].value_from.secret_key_ref == {"name": "tokens", "key": "api"}
     assert pool.spec.resources.requests == {"cpu": "500m", "memory": "256Mi"}
     assert pool.spec.resources.limits == {"cpu": 2}
     assert pool.spec.service_account_name == "resize-worker"
