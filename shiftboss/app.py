@@ -14,7 +14,7 @@ from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.events import EventRecorder
 from shiftboss.pools.controller import WORKERPOOLS, PoolController
 from shiftboss.settings import OperatorSettings
-from shiftboss.workerapi import WorkerApi
+from shiftboss.workerapi import MAX_HEADER_BYTES, WorkerApi
 from shiftboss.workers.auth import Authenticator
 from shiftboss.workers.registry import WorkerRegistry
 
@@ -58,7 +58,12 @@ class App:
 
     async def start(self) -> None:
         """Serve the worker API, rebuild the queues from the API server, start the timers."""
-        self._runner = web.AppRunner(WorkerApi(self).routes(), access_log=None)
+        self._runner = web.AppRunner(
+            WorkerApi(self).routes(),
+            access_log=None,
+            max_field_size=MAX_HEADER_BYTES,
+            max_line_size=MAX_HEADER_BYTES,
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
         log.info(

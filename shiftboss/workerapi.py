@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from shiftboss.app import App
 
 log = logging.getLogger("shiftboss.workerapi")
+#: Deeper JSON is refused: Kubernetes and pydantic both stop somewhere past a few hundred.
+MAX_JSON_DEPTH = 64
+#: aiohttp's default header limit (8190 bytes) answers in plain text; ours answers in JSON.
+MAX_HEADER_BYTES = 32 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -81,14 +85,41 @@ async def errors_middleware(
         return _error(500, "internal", "the operator failed to handle this request; see its log")
 
 
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of parsed JSON, iteratively (a recursive walk is what we guard against)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 async def parse(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise ApiProblem(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     try:
-        data = json.loads(raw) if raw else {}
+        data = json.loads(raw, parse_constant=_no_constants) if raw else {}
+    except RecursionError as exc:
+        raise ApiProblem(
+            400, "malformed_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ApiProblem(
+            400, "malformed_json", f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -183,6 +214,13 @@ class WorkerApi:
     async def register(self, request: web.Request) -> web.Response:
         identity = await self._identity(request)
         body = await parse(request, RegisterRequest)
+        if self.app.pools.spec(identity.namespace, body.pool) is None:
+            raise ApiProblem(
+                404,
+                "unknown_pool",
+                f"no WorkerPool {body.pool!r} in namespace {identity.namespace!r}",
+                "pool",
+            )
         self._authorize_pool(identity, body.pool)
         if identity.pod_name is not None and identity.pod_name != body.worker_id:
             raise ApiProblem(
@@ -190,13 +228,6 @@ class WorkerApi:
                 "wrong_worker",
                 f"this token belongs to worker {identity.pod_name!r}, not {body.worker_id!r}",
                 "worker_id",
-            )
-        if self.app.pools.spec(identity.namespace, body.pool) is None:
-            raise ApiProblem(
-                404,
-                "unknown_pool",
-                f"no WorkerPool {body.pool!r} in namespace {identity.namespace!r}",
-                "pool",
             )
         self.app.registry.register(identity.namespace, body)
         self.app.pool_changed(identity.namespace, body.pool)

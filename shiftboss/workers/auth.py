@@ -55,6 +55,8 @@ class Authenticator:
                 "missing bearer token: send 'Authorization: Bearer <service-account token>'"
             )
         token = authorization.removeprefix("Bearer ").strip()
+        if not token or not token.isascii() or not token.isprintable():
+            raise AuthError("malformed bearer token: a service-account token is printable ASCII")
         key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(key)
         if cached and cached[1] > time.monotonic():

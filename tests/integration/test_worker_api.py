@@ -334,32 +334,6 @@ def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-BUG_UNKNOWN_POOL = (
-    "register for a pool that does not exist answers 403 wrong_pool: "
-    "WorkerApi._authorize_pool runs before the unknown_pool check and refuses a missing pool"
-)
-BUG_NON_ASCII_TOKEN = (
-    "a non-ASCII Authorization header gives 500: Authenticator.identify calls token.encode() "
-    "on a surrogate-escaped str (UnicodeEncodeError)"
-)
-BUG_HUGE_HEADER = (
-    "an Authorization header over 8190 bytes is refused by aiohttp's HTTP parser with a "
-    "text/plain 400 (and a logged traceback) before the auth check (16384) or the JSON "
-    "errors middleware ever run"
-)
-BUG_DEEP_JSON = (
-    "10,000-level nested JSON gives 500: json.loads raises RecursionError, which parse() "
-    "does not catch (it catches ValueError/UnicodeDecodeError only)"
-)
-BUG_DEEP_RESULT = (
-    "a result nested 500 levels gives 500: pydantic's model_dump in JobStore.write_status "
-    "raises 'Maximum serialization depth exceeded'"
-)
-BUG_NAN = (
-    "a result of NaN (not JSON) is accepted (200) and stored as null: the job Succeeds with "
-    "its result silently dropped; parse() lets json.loads accept NaN/Infinity"
-)
-
 AUTH_CASES = [
     Case(
         "no-authorization-header", "POST", REGISTER, 401, "unauthenticated", body=REG, token="none"
@@ -470,7 +444,6 @@ AUTH_CASES = [
         "unknown_pool",
         "pool",
         body={**REG, "pool": "no-such-pool"},
-        bug=BUG_UNKNOWN_POOL,
     ),
     Case(
         "claim-by-unregistered-worker",
@@ -496,7 +469,6 @@ AUTH_CASES = [
         "unauthenticated",
         body=REG,
         authorization=b"Bearer \xff\xfe\xfd",
-        bug=BUG_NON_ASCII_TOKEN,
     ),
     Case(
         "huge-authorization-header-20KiB",
@@ -506,7 +478,6 @@ AUTH_CASES = [
         "unauthenticated",
         body=REG,
         authorization="Bearer " + "a" * 20_000,
-        bug=BUG_HUGE_HEADER,
     ),
 ]
 
@@ -768,7 +739,6 @@ BAD_REQUESTS = [
         400,
         "malformed_json",
         raw=nested(10_000),
-        bug=BUG_DEEP_JSON,
     ),
     Case(
         "result-nested-10000-levels",
@@ -777,7 +747,6 @@ BAD_REQUESTS = [
         400,
         "malformed_json",
         raw=b'{"result": ' + nested(10_000) + b"}",
-        bug=BUG_DEEP_JSON,
     ),
     Case(
         "result-nested-500-levels",
@@ -786,11 +755,8 @@ BAD_REQUESTS = [
         400,
         "malformed_json",
         raw=b'{"result": ' + nested(500) + b"}",
-        bug=BUG_DEEP_RESULT,
     ),
-    Case(
-        "result-nan", "POST", COMPLETE, 400, "malformed_json", raw=b'{"result": NaN}', bug=BUG_NAN
-    ),
+    Case("result-nan", "POST", COMPLETE, 400, "malformed_json", raw=b'{"result": NaN}'),
     # attempts
     Case(
         "malformed-attempt-id",
