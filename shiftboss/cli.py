@@ -10,9 +10,16 @@ import sys
 
 from pydantic import ValidationError
 
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"SHIFTBOSS_{name}", default)
+#: `shiftboss run` options that have an environment variable: flag -> settings field.
+RUN_OPTIONS = {
+    "host": "SHIFTBOSS_HOST",
+    "port": "SHIFTBOSS_PORT",
+    "worker_api_url": "SHIFTBOSS_WORKER_API_URL",
+    "lease_seconds": "SHIFTBOSS_LEASE_SECONDS",
+    "heartbeat_seconds": "SHIFTBOSS_HEARTBEAT_SECONDS",
+    "peering": "SHIFTBOSS_PEERING",
+    "kubeconfig": "KUBECONFIG",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,39 +28,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run = sub.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig",
+        description="Run the operator. Every option can also be set by the environment "
+        "variable named in its help; a flag wins over its variable.",
+    )
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
         "-n",
         "--namespace",
         action="append",
         default=None,
-        help="serve only this namespace (repeatable; env SHIFTBOSS_NAMESPACES, comma-separated)",
+        help="serve only this namespace (repeatable; SHIFTBOSS_NAMESPACES, comma-separated)",
     )
     scope.add_argument(
         "-A", "--all-namespaces", action="store_true", help="serve every namespace (default)"
     )
-    run.add_argument("--host", default=_env("HOST", "0.0.0.0"), help="worker API bind address")
-    run.add_argument(
-        "--port", type=int, default=int(_env("PORT", "8000") or 8000), help="worker API port"
-    )
-    run.add_argument(
-        "--worker-api-url",
-        default=_env("WORKER_API_URL"),
-        help="URL workers use to reach the operator (default http://<host>:<port>)",
-    )
-    run.add_argument(
-        "--lease-seconds", type=float, default=float(_env("LEASE_SECONDS", "15") or 15)
-    )
-    run.add_argument(
-        "--heartbeat-seconds", type=float, default=float(_env("HEARTBEAT_SECONDS", "5") or 5)
-    )
-    run.add_argument(
-        "--peering",
-        default=_env("PEERING"),
-        help="Kopf peering name for several replicas (default: standalone)",
-    )
-    run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    helps = {
+        "host": "worker API bind address (default 0.0.0.0)",
+        "port": "worker API port (default 8000)",
+        "worker_api_url": "URL worker pods use to reach the operator (default http://<host>:<port>)",
+        "lease_seconds": "a silent worker keeps its attempts this long (default 15)",
+        "heartbeat_seconds": "how often workers heartbeat (default 5)",
+        "peering": "Kopf peering name, to run several replicas (default: standalone)",
+        "kubeconfig": "kubeconfig file (default: in-cluster, then ~/.kube/config)",
+    }
+    for field, variable in RUN_OPTIONS.items():
+        run.add_argument(f"--{field.replace('_', '-')}", help=f"{helps[field]}; {variable}")
     run.add_argument("-v", "--verbose", action="store_true")
 
     sub.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
@@ -86,22 +88,25 @@ def run(args: argparse.Namespace) -> int:
     from shiftboss.kube.config import KubeConfigError
     from shiftboss.settings import OperatorSettings
 
-    namespaces = args.namespace or [n for n in (_env("NAMESPACES") or "").split(",") if n]
+    namespaces = args.namespace or [
+        n for n in os.environ.get("SHIFTBOSS_NAMESPACES", "").split(",") if n.strip()
+    ]
+    values = {}
+    for field, variable in RUN_OPTIONS.items():
+        value = getattr(args, field)
+        value = value if value is not None else os.environ.get(variable) or None
+        if value is not None:
+            values[field] = value
     try:
-        settings = OperatorSettings(
-            namespaces=[] if args.all_namespaces else namespaces,
-            host=args.host,
-            port=args.port,
-            worker_api_url=args.worker_api_url,
-            lease_seconds=args.lease_seconds,
-            heartbeat_interval_seconds=args.heartbeat_seconds,
-            peering=args.peering,
-            kubeconfig=args.kubeconfig,
-        )
+        settings = OperatorSettings(namespaces=[] if args.all_namespaces else namespaces, **values)
     except ValidationError as exc:
         for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            flag = f"--{field.replace('_', '-')}"
+            variable = RUN_OPTIONS.get(field)
+            where = f"{flag} (or {variable})" if variable else flag
             print(
-                f"shiftboss run: --{'-'.join(str(p) for p in error['loc'])}: {error['msg']}",
+                f"shiftboss run: {where}: {error['msg']}, got {error.get('input')!r}",
                 file=sys.stderr,
             )
         return 2

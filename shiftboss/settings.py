@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class OperatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     #: Namespaces to serve; empty means cluster-wide.
     namespaces: list[str] = Field(default_factory=list)
     #: Address and port of the worker API (and /healthz, /readyz, /metrics).
@@ -16,10 +18,17 @@ class OperatorSettings(BaseModel):
     #: A lease lasts this long after each heartbeat; a silent worker loses its jobs after it.
     lease_seconds: float = Field(15.0, gt=0, le=3600)
     #: Workers heartbeat this often; a third of the lease leaves room for two misses.
-    heartbeat_interval_seconds: float = Field(5.0, gt=0, le=1200)
+    heartbeat_seconds: float = Field(5.0, gt=0, le=1200)
     #: Kopf peering: None runs standalone (one operator); a name enables leader election.
     peering: str | None = None
     kubeconfig: str | None = None
+
+    @field_validator("worker_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL that worker pods can reach")
+        return value
 
     def advertised_url(self) -> str:
         if self.worker_api_url:

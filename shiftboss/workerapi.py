@@ -243,7 +243,7 @@ class WorkerApi:
             RegisterResponse(
                 worker_id=body.worker_id,
                 lease_seconds=settings.lease_seconds,
-                heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
+                heartbeat_interval_seconds=settings.heartbeat_seconds,
             )
         )
 
