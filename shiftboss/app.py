@@ -97,6 +97,7 @@ class App:
 
     async def stop(self) -> None:
         self.ready = False
+        self.dispatcher.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -6,9 +6,16 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    import kopf
+
+    from shiftboss.app import App
 
 #: `shiftboss run` options that have an environment variable: flag -> settings field.
 RUN_OPTIONS = {
@@ -17,7 +24,7 @@ RUN_OPTIONS = {
     "worker_api_url": "SHIFTBOSS_WORKER_API_URL",
     "lease_seconds": "SHIFTBOSS_LEASE_SECONDS",
     "heartbeat_seconds": "SHIFTBOSS_HEARTBEAT_SECONDS",
-    "peering": "SHIFTBOSS_PEERING",
+    "leader_elect_namespace": "SHIFTBOSS_LEADER_ELECT_NAMESPACE",
     "kubeconfig": "KUBECONFIG",
 }
 
@@ -51,11 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         "worker_api_url": "URL worker pods use to reach the operator (default http://<host>:<port>)",
         "lease_seconds": "a silent worker keeps its attempts this long (default 15)",
         "heartbeat_seconds": "how often workers heartbeat (default 5)",
-        "peering": "Kopf peering name, to run several replicas (default: standalone)",
+        "leader_elect_namespace": "namespace of the leader Lease (default: the kubeconfig's)",
         "kubeconfig": "kubeconfig file (default: in-cluster, then ~/.kube/config)",
     }
     for field, variable in RUN_OPTIONS.items():
         run.add_argument(f"--{field.replace('_', '-')}", help=f"{helps[field]}; {variable}")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=os.environ.get("SHIFTBOSS_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+        help="run only while holding the Lease shiftboss-operator, so that several replicas "
+        "can stand by; SHIFTBOSS_LEADER_ELECT=true",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
 
     sub.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
@@ -97,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         value = value if value is not None else os.environ.get(variable) or None
         if value is not None:
             values[field] = value
+    values["leader_elect"] = args.leader_elect
     try:
         settings = OperatorSettings(namespaces=[] if args.all_namespaces else namespaces, **values)
     except ValidationError as exc:
@@ -123,15 +138,47 @@ def run(args: argparse.Namespace) -> int:
         return 2
     registry = kopf.OperatorRegistry()
     register(registry, app)
-    asyncio.run(
+    return asyncio.run(serve(app, registry))
+
+
+async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
+    """Run Kopf (and with it the App); with leader election, only while leading."""
+    import kopf
+
+    from shiftboss.kube.client import KubeClient
+    from shiftboss.leader import ElectionSettings, LeaderElector
+
+    settings = app.settings
+    elector: LeaderElector | None = None
+    if settings.leader_elect:
+        namespace = settings.leader_elect_namespace or app.client.config.namespace
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        # Its own connection: the App closes its client when Kopf stops, before we release.
+        elector_client = KubeClient(app.client.config)
+        elector = LeaderElector(elector_client, ElectionSettings(namespace=namespace), identity)
+        await elector.acquire()
+    operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
-            standalone=settings.peering is None,
-            peering_name=settings.peering,
+            standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
         )
     )
+    if elector is None:
+        await operator
+        return 0
+    keeper = asyncio.create_task(elector.keep())
+    await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+    if keeper.done():
+        logging.getLogger("shiftboss").error("stopping: %s", keeper.exception())
+        operator.cancel()
+        await asyncio.gather(operator, return_exceptions=True)
+        await elector_client.close()
+        return 1
+    keeper.cancel()
+    await elector.release()
+    await elector_client.close()
     return 0
 
 

@@ -19,8 +19,10 @@ class OperatorSettings(BaseModel):
     lease_seconds: float = Field(15.0, gt=0, le=3600)
     #: Workers heartbeat this often; a third of the lease leaves room for two misses.
     heartbeat_seconds: float = Field(5.0, gt=0, le=1200)
-    #: Kopf peering: None runs standalone (one operator); a name enables leader election.
-    peering: str | None = None
+    #: Run only while holding a Lease, so that several replicas can stand by.
+    leader_elect: bool = False
+    #: Namespace of that Lease (default: the kubeconfig's or the pod's namespace).
+    leader_elect_namespace: str | None = None
     kubeconfig: str | None = None
 
     @field_validator("worker_api_url")

@@ -109,6 +109,8 @@ class Dispatcher:
         #: Per pool, an event that claims wait on; set (and replaced) when a job is queued.
         self._wakeup: dict[tuple[str, str], asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
+        #: Set when the operator stops: long-polls answer at once instead of holding shutdown.
+        self.closing = False
         #: Called with (namespace, pool) whenever a pool's queue or running set changes.
         self.on_pool_change: Callable[[str, str], None] = lambda namespace, pool: None
 
@@ -210,7 +212,7 @@ class Dispatcher:
                     break
                 assignments.append(assignment)
             remaining = deadline - time.monotonic()
-            if assignments or remaining <= 0 or worker.draining:
+            if assignments or remaining <= 0 or worker.draining or self.closing:
                 return assignments
             queued = self._wakeup.setdefault(worker.pool_key, asyncio.Event())
             with contextlib.suppress(TimeoutError):
@@ -342,6 +344,13 @@ class Dispatcher:
                 metrics.STATUS_WRITES.labels("progress").inc()
             except StaleJob:
                 await self._reread(job)
+
+    def close(self) -> None:
+        """Answer every waiting claim now (empty), and every later one at once."""
+        self.closing = True
+        for waiters in self._wakeup.values():
+            waiters.set()
+        self._wakeup.clear()
 
     def worker_gone(self, namespace: str, worker_id: str) -> None:
         """The worker's pod ended: its attempts cannot finish, so end their leases now

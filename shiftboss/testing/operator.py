@@ -22,8 +22,9 @@ class OperatorProcess:
         lease_seconds: float = 5.0,
         heartbeat_seconds: float = 1.0,
         extra_args: list[str] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [
             sys.executable,
@@ -47,9 +48,13 @@ class OperatorProcess:
             "operator", argv + (extra_args or []), log, env={**env, "PYTHONUNBUFFERED": "1"}
         )
 
-    def start(self, timeout: float = 60) -> OperatorProcess:
+    def start(self, timeout: float = 60, *, wait: bool = True) -> OperatorProcess:
         self.process.start()
+        if wait:
+            self.wait_ready(timeout)
+        return self
 
+    def wait_ready(self, timeout: float = 60) -> None:
         def ready() -> bool:
             if not self.process.running():
                 raise RuntimeError(
@@ -59,7 +64,6 @@ class OperatorProcess:
                 return response.status == 200
 
         wait_until(ready, timeout=timeout, what="the operator's /readyz")
-        return self
 
     def stop(self) -> None:
         self.process.stop(timeout=15)
