@@ -294,15 +294,7 @@ def main() -> int:
         with OperatorProcess(
             cluster.env(), log, namespaces=[NAMESPACE], lease_seconds=15, heartbeat_seconds=5
         ) as operator:
-            cluster.kubectl("create", "namespace", NAMESPACE)
-            wait_until(
-                lambda: (
-                    cluster.kubectl("-n", NAMESPACE, "get", "sa", "default", check=False).returncode
-                    == 0
-                ),
-                timeout=30,
-                what="default service account",
-            )
+            cluster.create_namespace(NAMESPACE)
             pool = {
                 "apiVersion": "shiftboss.io/v1alpha1",
                 "kind": "WorkerPool",
@@ -321,9 +313,7 @@ def main() -> int:
             cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(pool))
             wait_until(
                 lambda: (
-                    json.loads(
-                        cluster.kubectl("-n", NAMESPACE, "get", "wp", "bench", "-o", "json").stdout
-                    )
+                    cluster.get_json("-n", NAMESPACE, "wp", "bench")
                     .get("status", {})
                     .get("readyReplicas")
                     == 3

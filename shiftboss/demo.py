@@ -132,15 +132,7 @@ def main() -> int:
         operator = OperatorProcess(cluster.env(), log, lease_seconds=10, heartbeat_seconds=2)
         operator.start()
         say(f"operator up: worker API at {operator.url}, log in {log}")
-        cluster.kubectl("create", "namespace", NAMESPACE)
-        wait_until(
-            lambda: (
-                cluster.kubectl("-n", NAMESPACE, "get", "sa", "default", check=False).returncode
-                == 0
-            ),
-            timeout=30,
-            what="the namespace's default service account",
-        )
+        cluster.create_namespace(NAMESPACE)
         cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(pool_manifest()))
         say("applied examples/pool.yaml: a pool of 3 workers, 2 jobs each at a time")
         cluster.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / "jobs.yaml"))
@@ -149,15 +141,13 @@ def main() -> int:
         with contextlib.suppress(TimeoutError):  # let the pool's status catch up with the jobs
             wait_until(
                 lambda: (
-                    json.loads(
-                        cluster.kubectl("-n", NAMESPACE, "get", "wp", "demo", "-o", "json").stdout
-                    )
+                    cluster.get_json("-n", NAMESPACE, "wp", "demo")
                     .get("status", {})
                     .get("busyWorkers")
                     == 0
                 ),
                 timeout=5,
-                what="idle pool",
+                what="an idle pool",
             )
         summary(cluster, items)
         if keep:

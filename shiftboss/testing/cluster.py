@@ -65,7 +65,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LocalCluster:
+class KubectlMixin:
+    """kubectl helpers shared by the local cluster and an existing one."""
+
+    kubeconfig: Path
+
+    def kubectl_binary(self) -> str:
+        raise NotImplementedError
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.kubectl_binary(), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
+        if check and result.returncode:
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
+        return result
+
+    def get_json(self, *args: str) -> dict:
+        """``kubectl get ARGS -o json``, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def create_namespace(self, name: str, timeout: float = 30) -> str:
+        """Create a namespace and wait for its default service account (pods need it)."""
+        self.kubectl("create", "namespace", name)
+        wait_until(
+            lambda: (
+                self.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode
+                == 0
+            ),
+            timeout=timeout,
+            what=f"the default service account in namespace {name}",
+        )
+        return name
+
+
+class LocalCluster(KubectlMixin):
     """Start with ``start()`` (or ``with``); ``stop()`` ends every process it started."""
 
     def __init__(
@@ -315,10 +357,8 @@ class LocalCluster:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return _kubectl(str(self.bin_dir / "kubectl"), self.kubeconfig, args, check, input, timeout)
+    def kubectl_binary(self) -> str:
+        return str(self.bin_dir / "kubectl")
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess that should talk to this cluster."""
@@ -335,39 +375,15 @@ class LocalCluster:
         return "\n".join(parts)
 
 
-class ExistingCluster:
+class ExistingCluster(KubectlMixin):
     """A cluster someone else runs (kind, or any), reached through a kubeconfig."""
 
     def __init__(self, kubeconfig: str | Path) -> None:
         self.kubeconfig = Path(kubeconfig)
-        self.kubectl_path = shutil.which("kubectl") or str(find_binaries() / "kubectl")
+        self._kubectl = shutil.which("kubectl") or str(find_binaries() / "kubectl")
 
-    def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return _kubectl(self.kubectl_path, self.kubeconfig, args, check, input, timeout)
+    def kubectl_binary(self) -> str:
+        return self._kubectl
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-
-
-def _kubectl(
-    kubectl: str,
-    kubeconfig: Path,
-    args: tuple[str, ...],
-    check: bool,
-    input: str | None,
-    timeout: float,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [kubectl, f"--kubeconfig={kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=timeout,
-    )
-    if check and result.returncode:
-        raise subprocess.CalledProcessError(
-            result.returncode, result.args, result.stdout, result.stderr
-        )
-    return result

@@ -16,7 +16,6 @@ import pytest
 
 from shiftboss.kube import KubeClient, KubeConfig
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
-from shiftboss.testing.processes import wait_until
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,16 +45,7 @@ def cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster | ExistingClus
 
 @pytest.fixture
 def namespace(cluster: LocalCluster | ExistingCluster) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.kubectl("create", "namespace", name)
-    wait_until(
-        lambda: (
-            cluster.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode
-            == 0
-        ),
-        timeout=30,
-        what=f"the default service account in {name}",
-    )
+    name = cluster.create_namespace(f"t-{uuid.uuid4().hex[:10]}")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -58,8 +58,7 @@ def apply(cluster, namespace: str, *objects: dict) -> None:
 
 
 def get(cluster, namespace: str, kind: str, name: str | None = None) -> dict:
-    args = ["-n", namespace, "get", kind] + ([name] if name else []) + ["-o", "json"]
-    return json.loads(cluster.kubectl(*args).stdout)
+    return cluster.get_json("-n", namespace, kind, *([name] if name else []))
 
 
 def wait_jobs_done(cluster, namespace: str, count: int, timeout: float = 120) -> list[dict]:
