@@ -130,6 +130,9 @@ class Dispatcher:
 
     def _forget(self, uid: str) -> None:
         job = self.jobs.pop(uid, None)
+        lock = self._locks.get(uid)
+        if lock is not None and not lock.locked():
+            del self._locks[uid]
         for key in [k for k, lease in self.leases.items() if lease.uid == uid]:
             del self.leases[key]
         for table in (
@@ -227,45 +230,51 @@ class Dispatcher:
             if job is None or job.spec.skill not in worker.skills:
                 continue
             queue.discard(uid)  # reserved: no other claim can take it while we write
-            async with self._locks[uid]:
-                job = self.jobs.get(uid)
-                if (
-                    job is None
-                    or not machine.claimable(job.status, self.clock())
-                    or job.spec.cancel
-                ):
-                    continue
-                problem = self.params.check(
-                    worker.skills[job.spec.skill].input_schema, job.spec.params
-                )
-                if problem:
-                    await self._apply(job, machine.ParamsRejected(problem, self.clock()))
-                    continue
-                try:
-                    job = await self._apply(job, machine.Claimed(worker.worker_id, self.clock()))
-                except StaleJob:
-                    await self._reread(job)
-                    continue
-                except JobGone:
-                    self._forget(uid)
-                    continue
-            status = job.status
-            assert status is not None
-            if status.attempt == 1:
-                metrics.CLAIM_LATENCY.observe(
-                    (status.attempt_start_time - job.created).total_seconds()
-                )
-            metrics.JOBS_CLAIMED.labels(*worker.pool_key).inc()
-            return Assignment(
-                attempt_id=attempt_id(uid, status.attempt),
-                job=job.ref,
-                attempt=status.attempt,
-                skill=job.spec.skill,
-                params=job.spec.params,
-                deadline=machine.attempt_deadline(job.spec, status),
-                lease_seconds=self.settings.lease_seconds,
-            )
+            try:
+                async with self._locks[uid]:
+                    claimed = await self._claim_job(uid, worker)
+            except BaseException:
+                # Not claimed after all (the API server failed us): put it back where it belongs.
+                if (current := self.jobs.get(uid)) is not None:
+                    self._track(current)
+                raise
+            if claimed is not None:
+                return self._assignment(claimed)
         return None
+
+    async def _claim_job(self, uid: str, worker: WorkerInfo) -> TrackedJob | None:
+        """Write the claim of one job for ``worker``; None if it is not to be had."""
+        job = self.jobs.get(uid)
+        if job is None or job.spec.cancel or not machine.claimable(job.status, self.clock()):
+            return None
+        schema = worker.skills[job.spec.skill].input_schema
+        problem = self.params.check(schema, job.spec.params)
+        try:
+            if problem:
+                await self._apply(job, machine.ParamsRejected(problem, self.clock()))
+                return None
+            return await self._apply(job, machine.Claimed(worker.worker_id, self.clock()))
+        except StaleJob:
+            await self._reread(job)
+        except JobGone:
+            self._forget(uid)
+        return None
+
+    def _assignment(self, job: TrackedJob) -> Assignment:
+        status = job.status
+        assert status is not None and status.attempt_start_time is not None
+        if status.attempt == 1:
+            metrics.CLAIM_LATENCY.observe((status.attempt_start_time - job.created).total_seconds())
+        metrics.JOBS_CLAIMED.labels(*job.pool_key).inc()
+        return Assignment(
+            attempt_id=attempt_id(job.uid, status.attempt),
+            job=job.ref,
+            attempt=status.attempt,
+            skill=job.spec.skill,
+            params=job.spec.params,
+            deadline=machine.attempt_deadline(job.spec, status),
+            lease_seconds=self.settings.lease_seconds,
+        )
 
     def heartbeat(
         self, worker: WorkerInfo, attempt_ids: list[str], draining: bool
@@ -344,6 +353,8 @@ class Dispatcher:
                 metrics.STATUS_WRITES.labels("progress").inc()
             except StaleJob:
                 await self._reread(job)
+            except JobGone:
+                self._forget(uid)
 
     def close(self) -> None:
         """Answer every waiting claim now (empty), and every later one at once."""
@@ -398,6 +409,9 @@ class Dispatcher:
                     return
                 except StaleJob:
                     await self._reread(job)
+                except JobGone as exc:
+                    self._forget(uid)
+                    raise AttemptNotCurrent(f"job {job.namespace}/{job.name} was deleted") from exc
                 except machine.InvalidTransition as exc:
                     raise AttemptNotCurrent(str(exc)) from exc
             raise AttemptNotCurrent(f"job {job.namespace}/{job.name} keeps changing; try again")
