@@ -35,6 +35,7 @@ class App:
             self.events,
             DispatchSettings(lease_seconds=settings.lease_seconds),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
+            why_waiting=lambda ns, pool: self.pools.why_waiting(ns, pool),
         )
         self.pools = PoolController(
             self.client,

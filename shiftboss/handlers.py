@@ -49,6 +49,8 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     @kopf.on.event(API_GROUP, API_VERSION, "workerpools", registry=registry)
     async def pool_event(event: kopf.RawEvent, **_: object) -> None:
         app.pools.observe(event["object"], deleted=event["type"] == "DELETED")
+        meta = event["object"]["metadata"]
+        app.dispatcher.wake(meta["namespace"], meta["name"])  # e.g. spec.paused turned false
 
     @kopf.on.event("", "v1", "pods", labels={POOL_LABEL: kopf.PRESENT}, registry=registry)
     async def pod_event(event: kopf.RawEvent, **_: object) -> None:

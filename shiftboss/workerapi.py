@@ -178,8 +178,19 @@ class WorkerApi:
             )
 
     async def _worker(self, request: web.Request) -> WorkerInfo:
+        """The calling worker, as named in the path."""
         identity = await self._identity(request)
-        worker_id = request.match_info["worker_id"]
+        return self._registered(identity, request.match_info["worker_id"])
+
+    async def _attempt_worker(self, request: web.Request) -> WorkerInfo:
+        """The worker reporting on an attempt: the token's pod, or the attempt's lease holder."""
+        identity = await self._identity(request)
+        attempt = request.match_info["attempt_id"]
+        return self._registered(
+            identity, identity.pod_name or self.app.dispatcher.lease_holder(attempt)
+        )
+
+    def _registered(self, identity: WorkerIdentity, worker_id: str) -> WorkerInfo:
         if identity.pod_name is not None and identity.pod_name != worker_id:
             raise ApiProblem(
                 403, "wrong_worker", f"this token belongs to worker {identity.pod_name!r}"
@@ -191,20 +202,6 @@ class WorkerApi:
                 "worker_not_registered",
                 f"worker {worker_id!r} is not registered (the operator may have restarted): "
                 "register again",
-            )
-        self._authorize_pool(identity, worker.pool)
-        return worker
-
-    async def _attempt_worker(self, request: web.Request) -> WorkerInfo:
-        """The worker reporting on an attempt: the token's pod, or the attempt's lease holder."""
-        identity = await self._identity(request)
-        worker_id = identity.pod_name or self.app.dispatcher.lease_holder(
-            request.match_info["attempt_id"]
-        )
-        worker = self.app.registry.get(identity.namespace, worker_id)
-        if worker is None:
-            raise ApiProblem(
-                404, "worker_not_registered", f"worker {worker_id!r} is not registered"
             )
         self._authorize_pool(identity, worker.pool)
         return worker

@@ -90,11 +90,16 @@ class Dispatcher:
         settings: DispatchSettings,
         *,
         is_paused: Callable[[str, str], bool] = lambda namespace, pool: False,
+        why_waiting: Callable[[str, str], str] = lambda namespace, pool: (
+            f"waiting for a worker of pool {pool}"
+        ),
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
         self.store, self.events, self.settings = store, events, settings
         self.is_paused = is_paused
+        #: The message of a job that waits: names a missing or paused pool.
+        self.why_waiting = why_waiting
         self.clock = clock
         self.rng = rng or random.Random()
         self.params = ParamsValidator()
@@ -193,10 +198,11 @@ class Dispatcher:
         self.queues[job.pool_key].push(job.uid, job.spec.priority, job.created)
         if job.phase in (None, JobPhase.PENDING):
             self._waiting_since.setdefault(job.uid, time.monotonic())
-        self._notify(job.pool_key)
+        self.wake(*job.pool_key)
 
-    def _notify(self, pool_key: tuple[str, str]) -> None:
-        waiters = self._wakeup.pop(pool_key, None)
+    def wake(self, namespace: str, pool: str) -> None:
+        """Make the pool's waiting claims look again (a job was queued, the pool resumed)."""
+        waiters = self._wakeup.pop((namespace, pool), None)
         if waiters:
             waiters.set()
 
@@ -543,7 +549,7 @@ class Dispatcher:
                     and job.phase in (None, JobPhase.PENDING)
                     and uid in self.queues[job.pool_key]
                 ):
-                    message = f"waiting for a worker of pool {job.spec.pool}"
+                    message = self.why_waiting(*job.pool_key)
                     self._spawn(
                         self._apply_by_uid(uid, lambda t, m=message: machine.Enqueued(t, m))
                     )

@@ -81,6 +81,15 @@ class PoolController:
         pool = self.pools.get((namespace, name))
         return pool.spec if pool else None
 
+    def why_waiting(self, namespace: str, name: str) -> str:
+        """Why a job of this pool waits, for its status message."""
+        spec = self.spec(namespace, name)
+        if spec is None:
+            return f"no WorkerPool {name!r} in namespace {namespace!r}: create it or fix spec.pool"
+        if spec.paused:
+            return f"pool {name} is paused (spec.paused): no job is dispatched until it resumes"
+        return f"waiting for a worker of pool {name}"
+
     def is_paused(self, namespace: str, name: str) -> bool:
         spec = self.spec(namespace, name)
         return spec is None or spec.paused

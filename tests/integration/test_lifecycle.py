@@ -294,3 +294,24 @@ def test_finished_jobs_are_deleted_after_their_ttl(cluster, namespace, operator)
         timeout=60,
         what="the finished job to be deleted after its TTL",
     )
+
+
+def test_a_waiting_job_says_why_and_a_paused_pool_resumes(cluster, namespace, operator):
+    apply(
+        cluster,
+        namespace,
+        job_manifest("orphan", "add", {"a": 1, "b": 1}, pool="nowhere"),
+        pool_manifest("demo", replicas=1, paused=True),
+        job_manifest("held", "add", {"a": 2, "b": 2}),
+    )
+    orphan = wait_phase(cluster, namespace, "orphan", {"Queued"})
+    assert "no WorkerPool 'nowhere'" in orphan["message"]
+    held = wait_phase(cluster, namespace, "held", {"Queued"})
+    assert "paused" in held["message"]
+    wait_ready_workers(cluster, namespace, "demo", 1)
+    time.sleep(2)  # a ready worker of a paused pool still gets nothing
+    assert job_status(cluster, namespace, "held")["phase"] == "Queued"
+    cluster.kubectl(
+        "-n", namespace, "patch", "wp/demo", "--type=merge", "-p", '{"spec":{"paused":false}}'
+    )
+    assert wait_phase(cluster, namespace, "held", {"Succeeded", "Failed"})["result"] == 4
