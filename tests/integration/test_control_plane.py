@@ -281,3 +281,66 @@ def test_restart_policy_on_failure_restarts_with_backoff(cluster, namespace):
     pod = wait_phase(cluster, namespace, "flaky", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 2
+
+
+def test_init_containers_run_first_in_order(cluster, namespace, tmp_path):
+    append = "import os, sys; open(os.environ['LOG'], 'a').write(sys.argv[1] + '\\n')"
+    manifest = json.loads(pod_manifest("init", [PY, "-c", append, "main"]))
+    spec = manifest["spec"]
+    spec["volumes"] = [{"name": "out", "hostPath": {"path": str(tmp_path)}}]
+    mount = [{"name": "out", "mountPath": "/out"}]
+    env = [{"name": "LOG", "value": "/out/order"}]
+    spec["containers"][0].update(volumeMounts=mount, env=env)
+    spec["initContainers"] = [
+        {
+            "name": f"init-{i}",
+            "image": "python:3.11",
+            "command": [PY, "-c", append, f"init-{i}"],
+            "volumeMounts": mount,
+            "env": env,
+        }
+        for i in (1, 2)
+    ]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    pod = wait_phase(cluster, namespace, "init", {"Succeeded", "Failed"})
+    assert pod["status"]["phase"] == "Succeeded"
+    assert (tmp_path / "order").read_text().split() == ["init-1", "init-2", "main"]
+    assert [
+        s["state"]["terminated"]["exitCode"] for s in pod["status"]["initContainerStatuses"]
+    ] == [0, 0]
+
+
+def test_failed_init_container_fails_the_pod_without_running_main(cluster, namespace, tmp_path):
+    manifest = json.loads(pod_manifest("bad-init", [PY, "-c", "print('main ran')"]))
+    manifest["spec"]["initContainers"] = [
+        {"name": "init", "image": "python:3.11", "command": [PY, "-c", "raise SystemExit(4)"]}
+    ]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    pod = wait_phase(cluster, namespace, "bad-init", {"Succeeded", "Failed"})
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 4
+    assert "running" not in pod["status"]["containerStatuses"][0]["state"]
+
+
+def test_exec_readiness_probe_gates_ready(cluster, namespace, tmp_path):
+    # Ready only once the process has created its marker file (after about 2 seconds).
+    script = "import os, time; time.sleep(2); open(os.environ['MARK'], 'w'); time.sleep(600)"
+    check = "import os, sys; sys.exit(0 if os.path.exists(os.environ['MARK']) else 1)"
+    manifest = json.loads(
+        pod_manifest("probed", [PY, "-c", script], terminationGracePeriodSeconds=1)
+    )
+    container = manifest["spec"]["containers"][0]
+    manifest["spec"]["volumes"] = [{"name": "out", "hostPath": {"path": str(tmp_path)}}]
+    container["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
+    container["env"] = [{"name": "MARK", "value": "/out/ready"}]
+    container["readinessProbe"] = {"exec": {"command": [PY, "-c", check]}, "periodSeconds": 1}
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    wait_phase(cluster, namespace, "probed", {"Running"})
+    assert not (tmp_path / "ready").exists()
+    ready = {
+        c["type"]: c["status"]
+        for c in get_pod(cluster, namespace, "probed")["status"]["conditions"]
+    }
+    assert ready["Ready"] == "False"
+    cluster.kubectl("-n", namespace, "wait", "pod/probed", "--for=condition=Ready", "--timeout=30s")
+    assert (tmp_path / "ready").exists()

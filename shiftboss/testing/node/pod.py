@@ -88,6 +88,8 @@ class PodRunner:
         self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
         self.dir = node.workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid[:8]}"
         self.containers = [ContainerState(c) for c in pod["spec"]["containers"]]
+        self.init_containers = [ContainerState(c) for c in pod["spec"].get("initContainers") or []]
+        self.initialized = not self.init_containers
         self.restart_policy = pod["spec"].get("restartPolicy", "Always")
         self.phase = "Pending"
         self.start_time: str | None = None
@@ -138,7 +140,8 @@ class PodRunner:
                 )
                 self.volumes = await builder.build()
                 lookups = await self._config_lookups(builder)
-                return {c.name: self._container_plan(c.spec, lookups) for c in self.containers}
+                every = [*self.init_containers, *self.containers]
+                return {c.name: self._container_plan(c.spec, lookups) for c in every}
             except (EnvError, ApiError, OSError) as exc:
                 log.warning("pod %s/%s: cannot start yet: %s", self.namespace, self.name, exc)
                 for c in self.containers:
@@ -236,22 +239,34 @@ class PodRunner:
     async def _run_containers(
         self, plans: dict[str, tuple[list[str], dict[str, str], Path]]
     ) -> None:
-        self.phase = "Running"
         self.start_time = now()
-        supervisors = [
-            asyncio.create_task(self._supervise(c, *plans[c.name])) for c in self.containers
-        ]
         helpers = [
             asyncio.create_task(self._status_writer()),
             asyncio.create_task(self._renew_tokens()),
         ]
-        helpers += [
-            asyncio.create_task(self._readiness(c, plans[c.name][1]))
-            for c in self.containers
-            if c.spec.get("readinessProbe")
-        ]
         try:
-            await asyncio.gather(*supervisors)
+            # Init containers run one after the other; each must succeed before the next.
+            init_policy = "Never" if self.restart_policy == "Never" else "OnFailure"
+            for c in self.init_containers:
+                await self._supervise(c, *plans[c.name], policy=init_policy)
+                if self.terminating.is_set():
+                    return
+                if c.exit_code:
+                    self.phase = "Failed"
+                    return
+            self.initialized = True
+            self.phase = "Running"
+            helpers += [
+                asyncio.create_task(self._readiness(c, plans[c.name][1]))
+                for c in self.containers
+                if c.spec.get("readinessProbe")
+            ]
+            await asyncio.gather(
+                *(
+                    self._supervise(c, *plans[c.name], policy=self.restart_policy)
+                    for c in self.containers
+                )
+            )
         finally:
             for task in helpers:
                 task.cancel()
@@ -261,7 +276,7 @@ class PodRunner:
             self.phase = "Failed" if failed else "Succeeded"
 
     async def _supervise(
-        self, c: ContainerState, argv: list[str], env: dict[str, str], cwd: Path
+        self, c: ContainerState, argv: list[str], env: dict[str, str], cwd: Path, *, policy: str
     ) -> None:
         backoff = 1.0
         while not self.terminating.is_set():
@@ -300,9 +315,7 @@ class PodRunner:
                 }
             }
             self._dirty.set()
-            restart = self.restart_policy == "Always" or (
-                self.restart_policy == "OnFailure" and code != 0
-            )
+            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
             if not restart or self.terminating.is_set():
                 return
             c.last_state = c.state
@@ -352,7 +365,11 @@ class PodRunner:
 
     async def _kill_all(self, grace: float) -> None:
         await asyncio.gather(
-            *(self._stop_process(c.proc, grace) for c in self.containers if c.proc),
+            *(
+                self._stop_process(c.proc, grace)
+                for c in [*self.init_containers, *self.containers]
+                if c.proc
+            ),
             return_exceptions=True,
         )
 
@@ -421,7 +438,7 @@ class PodRunner:
             }
 
         cond("PodReadyToStartContainers", self.phase != "Pending")
-        cond("Initialized", True)
+        cond("Initialized", self.initialized, "ContainersNotInitialized")
         cond("ContainersReady", all_ready, "ContainersNotReady")
         cond(
             "Ready",
@@ -437,6 +454,8 @@ class PodRunner:
             "podIPs": [{"ip": self.pod_ip}],
             "containerStatuses": [c.status() for c in self.containers],
         }
+        if self.init_containers:
+            status["initContainerStatuses"] = [c.status() for c in self.init_containers]
         if self.start_time:
             status["startTime"] = self.start_time
         return status
