@@ -12,12 +12,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from shiftboss import metrics
 from shiftboss.jobs.dispatcher import AttemptNotCurrent, ResultTooLarge, UnknownAttempt
+from shiftboss.kube.client import ApiError
 from shiftboss.workers.auth import AuthError, WorkerIdentity
 from shiftboss.workers.registry import WorkerInfo
 from worker_runtime.protocol import (
@@ -74,6 +76,21 @@ async def errors_middleware(
         return _error(404, "unknown_attempt", str(exc))
     except ResultTooLarge as exc:
         return _error(413, "result_too_large", str(exc), "result")
+    except (httpx.HTTPError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status < 500 and exc.status != 429:
+            log.exception("worker API: the API server refused %s %s", request.method, request.path)
+            return _error(
+                500, "internal", "the operator failed to handle this request; see its log"
+            )
+        # The API server is the database: while it is away, nothing can be decided.
+        log.warning(
+            "worker API: %s %s: Kubernetes API unavailable: %s", request.method, request.path, exc
+        )
+        return _error(
+            503,
+            "kubernetes_unavailable",
+            "the Kubernetes API server did not answer; nothing was changed, retry shortly",
+        )
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body_too_large", f"request body over {MAX_REQUEST_BYTES} bytes")
     except web.HTTPException as exc:

@@ -222,15 +222,15 @@ class LocalCluster(KubectlMixin):
         assert self.pki
         p = self.pki.file
         self.api_port = free_port()
-        apiserver = self._spawn(
+        self._apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.bin_dir / "kube-apiserver"),
                 f"--etcd-servers={self.etcd_url}",
                 f"--secure-port={self.api_port}",
                 "--bind-address=127.0.0.1",
-                # Offline machines have no default route: advertise loopback, and skip the
-                # endpoint reconciler that refuses a loopback address.
+                # Machines without a default route have no address to advertise: use
+                # loopback, and skip the endpoint reconciler that refuses a loopback address.
                 "--advertise-address=127.0.0.1",
                 "--endpoint-reconciler-type=none",
                 f"--tls-cert-file={p('apiserver.crt')}",
@@ -254,16 +254,27 @@ class LocalCluster(KubectlMixin):
                 "--v=1",
             ],
         )
-        ctx = ssl.create_default_context(cafile=str(p("ca.crt")))
-        ctx.load_cert_chain(str(p("admin.crt")), str(p("admin.key")))
+        self._wait_apiserver_ready(timeout)
+
+    def _wait_apiserver_ready(self, timeout: float) -> None:
+        assert self.pki
+        ctx = ssl.create_default_context(cafile=str(self.pki.file("ca.crt")))
+        ctx.load_cert_chain(str(self.pki.file("admin.crt")), str(self.pki.file("admin.key")))
 
         def ready() -> bool:
-            self._check_alive(apiserver)
+            self._check_alive(self._apiserver)
             url = f"https://127.0.0.1:{self.api_port}/readyz"
             with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
                 return r.status == 200
 
         wait_until(ready, timeout=timeout, what="kube-apiserver /readyz")
+
+    def restart_apiserver(self, down_seconds: float = 0.0, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver, keep it down a while, start it again on the same port."""
+        self._apiserver.stop()
+        time.sleep(down_seconds)
+        self._apiserver.start()
+        self._wait_apiserver_ready(timeout)
 
     @property
     def server(self) -> str:

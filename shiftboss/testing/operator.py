@@ -68,6 +68,10 @@ class OperatorProcess:
     def stop(self) -> None:
         self.process.stop(timeout=15)
 
+    def kill(self) -> None:
+        """Crash the operator (SIGKILL): no cleanup, no release of anything."""
+        self.process.kill()
+
     def __enter__(self) -> OperatorProcess:
         return self.start()
 

@@ -77,6 +77,13 @@ class ManagedProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL the child's process group at once: a crash, not a shutdown."""
+        if self.proc is not None:
+            _signal_group(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+
     def tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

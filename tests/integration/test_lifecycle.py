@@ -6,6 +6,7 @@ import json
 import time
 
 import httpx
+import pytest
 from conftest import apply, get, job_manifest, pool_manifest, wait_jobs_done, wait_ready_workers
 
 from shiftboss.testing.processes import wait_until
@@ -187,7 +188,8 @@ def test_deleting_the_pool_removes_its_pods(cluster, namespace, operator):
     )
 
 
-def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator):
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator, how):
     apply(cluster, namespace, pool_manifest("demo", replicas=2))
     wait_ready_workers(cluster, namespace, "demo", 2)
     apply(cluster, namespace, *[job_manifest(f"s-{i}", "sleep", {"seconds": 1}) for i in range(8)])
@@ -199,7 +201,10 @@ def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, o
         timeout=60,
         what="a running job",
     )
-    operator.stop()  # queued and running jobs in flight
+    if how == "sigkill":
+        operator.kill()  # a crash: queued and running jobs in flight
+    else:
+        operator.stop()
     time.sleep(1)
     operator.start()
     items = wait_jobs_done(cluster, namespace, 8, timeout=120)
@@ -315,3 +320,25 @@ def test_a_waiting_job_says_why_and_a_paused_pool_resumes(cluster, namespace, op
         "-n", namespace, "patch", "wp/demo", "--type=merge", "-p", '{"spec":{"paused":false}}'
     )
     assert wait_phase(cluster, namespace, "held", {"Succeeded", "Failed"})["result"] == 4
+
+
+def test_api_server_restart_loses_no_job(cluster, namespace, operator):
+    if not hasattr(cluster, "restart_apiserver"):
+        pytest.skip("needs the local control plane (it restarts its API server)")
+    apply(cluster, namespace, pool_manifest("demo", replicas=2))
+    wait_ready_workers(cluster, namespace, "demo", 2)
+    apply(cluster, namespace, *[job_manifest(f"r-{i}", "sleep", {"seconds": 1}) for i in range(8)])
+    wait_until(
+        lambda: any(
+            j.get("status", {}).get("phase") == "Running"
+            for j in get(cluster, namespace, "jobs.shiftboss.io")["items"]
+        ),
+        timeout=60,
+        what="a running job",
+    )
+    cluster.restart_apiserver(down_seconds=3)
+    items = wait_jobs_done(cluster, namespace, 8, timeout=180)
+    for job in items:
+        status = job["status"]
+        assert status["phase"] == "Succeeded", status
+        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
