@@ -45,6 +45,8 @@ from worker_runtime.protocol import (
 )
 
 log = logging.getLogger("shiftboss.dispatcher")
+#: A failed deletion of an expired job is tried again after this long (seconds).
+TTL_RETRY_SECONDS = 5.0
 
 
 class AttemptNotCurrent(Exception):
@@ -158,11 +160,12 @@ class Dispatcher:
         queue = self.queues[job.pool_key]
         self._retry_at.pop(uid, None)
         phase = job.phase
+        current_key = attempt_id(uid, job.attempt) if phase == JobPhase.RUNNING else None
+        for key in [k for k, lease in self.leases.items() if lease.uid == uid and k != current_key]:
+            del self.leases[key]  # that attempt is over, whoever ended it
         if is_terminal(phase):
             queue.discard(uid)
             self._waiting_since.pop(uid, None)
-            for key in [k for k, lease in self.leases.items() if lease.uid == uid]:
-                del self.leases[key]
             if (
                 job.spec.ttl_seconds_after_finished is not None
                 and job.status
@@ -214,16 +217,24 @@ class Dispatcher:
         """Long-poll: hand out up to ``max_attempts`` jobs, waiting up to ``wait_seconds`` for one."""
         deadline = time.monotonic() + wait_seconds
         while True:
+            # Listen before looking: a job queued while we look wakes the wait below.
+            queued = self._wakeup.setdefault(worker.pool_key, asyncio.Event())
             assignments: list[Assignment] = []
             while len(assignments) < max_attempts and not worker.draining:
-                assignment = await self._claim_one(worker)
+                try:
+                    assignment = await self._claim_one(worker)
+                except Exception:
+                    if not assignments:
+                        raise
+                    # Those already written are the worker's: hand them over, not lose them.
+                    log.warning("claim for %s/%s stopped early", *worker.key, exc_info=True)
+                    return assignments
                 if assignment is None:
                     break
                 assignments.append(assignment)
             remaining = deadline - time.monotonic()
             if assignments or remaining <= 0 or worker.draining or self.closing:
                 return assignments
-            queued = self._wakeup.setdefault(worker.pool_key, asyncio.Event())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queued.wait(), remaining)
 
@@ -308,7 +319,7 @@ class Dispatcher:
         return commands
 
     async def complete(self, worker: WorkerInfo, key: str, result: object) -> None:
-        size = len(json.dumps(result, separators=(",", ":")))
+        size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
         if size > MAX_INLINE_RESULT_BYTES:
             message = (
                 f"result is {size} bytes, over the {MAX_INLINE_RESULT_BYTES}-byte limit for "
@@ -411,6 +422,9 @@ class Dispatcher:
             for _ in range(5):
                 uid, job = self._current(worker, key)
                 try:
+                    if job.spec.cancel:  # seen since the attempt started: the cancel wins
+                        await self._apply(job, machine.CancelRequested(self.clock()))
+                        raise AttemptNotCurrent(f"job {job.namespace}/{job.name} was cancelled")
                     await self._apply(job, make_event(self.clock()))
                     return
                 except StaleJob:
@@ -558,8 +572,19 @@ class Dispatcher:
                 del self._expire_at[uid]
                 job = self.jobs.get(uid)
                 if job:
-                    self._spawn(self.store.delete(job))
+                    self._spawn(self._delete_expired(job))
         metrics.RUNNING_ATTEMPTS.set(len(self.leases))
+
+    async def _delete_expired(self, job: TrackedJob) -> None:
+        """Delete a finished job whose TTL is over; on failure, try again a little later."""
+        try:
+            await self.store.delete(job)
+        except Exception as exc:
+            log.warning(
+                "could not delete expired job %s/%s, will retry: %s", job.namespace, job.name, exc
+            )
+            if job.uid in self.jobs:
+                self._expire_at[job.uid] = self.clock() + timedelta(seconds=TTL_RETRY_SECONDS)
 
     async def _expire(self, job: TrackedJob, lease: Lease, lost: bool) -> None:
         jitter = self.rng.uniform(-1, 1)
