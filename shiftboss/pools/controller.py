@@ -115,8 +115,9 @@ class PoolController:
             except Exception:
                 log.exception("pool %s/%s: reconcile failed", *key)
                 converged = False
-            if not converged:
+            if not converged and key not in self._problems:
                 dirty.set()  # check again soon: pods were created or deleted
+            # With a lasting problem (pods refused), the next try is the resync or a change.
             await asyncio.sleep(DEBOUNCE_SECONDS if converged else 1.0)
 
     async def reconcile(self, key: tuple[str, str]) -> bool:

@@ -342,3 +342,24 @@ def test_api_server_restart_loses_no_job(cluster, namespace, operator):
         status = job["status"]
         assert status["phase"] == "Succeeded", status
         assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+
+
+def test_a_pool_whose_pods_are_refused_says_so_instead_of_looping(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1, serviceAccountName="missing"))
+
+    def degraded():
+        status = get(cluster, namespace, "workerpools.shiftboss.io", "demo").get("status", {})
+        found = [c for c in status.get("conditions", []) if c["type"] == "Degraded"]
+        return found[0] if found and found[0]["status"] == "True" else None
+
+    condition = wait_until(degraded, timeout=60, what="the pool's Degraded condition")
+    assert condition["reason"] == "PodCreateFailed"
+    assert 'serviceaccount "missing" not found' in condition["message"]
+    warnings = [
+        e for e in events_for(cluster, namespace, "demo") if e["reason"] == "PodCreateFailed"
+    ]
+    assert len(warnings) == 1  # said once, not once per retry
+    # Fixing the cause heals the pool.
+    cluster.kubectl("-n", namespace, "create", "serviceaccount", "missing")
+    wait_ready_workers(cluster, namespace, "demo", 1, timeout=90)
+    wait_until(lambda: degraded() is None, timeout=30, what="Degraded to clear")
