@@ -9,7 +9,7 @@ K8S_BIN := $(SHIFTBOSS_CACHE)/k8s-v$(KUBE_VERSION)-etcd-v$(ETCD_VERSION)/bin
 export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane test unit integration lint format crds demo bench clean
+.PHONY: help venv control-plane test unit integration lint format crds openapi demo bench clean
 
 help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
@@ -17,6 +17,7 @@ help:
 	@echo "make unit           unit tests only (no cluster)"
 	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
 	@echo "make crds           regenerate crds/ from the pydantic models"
+	@echo "make openapi        regenerate docs/worker-api.openapi.json from the protocol models"
 	@echo "make bench          benchmarks"
 
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +49,9 @@ test: venv control-plane lint
 
 crds: venv
 	$(PY) -m shiftboss.api.crdgen crds/
+
+openapi: venv
+	$(PY) -m shiftboss.openapi docs/worker-api.openapi.json
 
 demo: venv control-plane
 	$(PY) -m shiftboss.demo

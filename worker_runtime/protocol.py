@@ -1,9 +1,9 @@
 """The worker protocol: HTTP/JSON messages between workers and the operator, under ``/v1``.
 
 These pydantic models are the single definition of the wire format.  The operator
-serves them (``shiftboss.protocol``), the Python runtime sends them, the OpenAPI
-document in ``docs/worker-api.openapi.json`` is generated from them, and the Go SDK
-is tested against that document.
+serves them (``shiftboss.workerapi``), the Python runtime sends them, and the OpenAPI
+document in ``docs/worker-api.openapi.json`` is generated from them (``make openapi``)
+for clients in other languages.
 
 Endpoints (all JSON, all take ``Authorization: Bearer <service-account token>``):
 
@@ -21,7 +21,8 @@ POST     /v1/attempts/{attempt_id}/fail         FailReport            Ack
 Every error is an ``ErrorResponse`` with a 4xx status (5xx only for the operator's
 own faults): 400 malformed, 401 bad token, 403 other pool, 404 unknown worker or
 attempt, 409 the attempt is no longer current (its lease expired, the job was
-cancelled or already finished), 413 too large, 422 valid JSON that breaks the model.
+cancelled or already finished), 413 too large, 415 not JSON, 422 valid JSON that breaks
+the model; 503 while the Kubernetes API server is unavailable (nothing changed: retry).
 """
 
 from __future__ import annotations

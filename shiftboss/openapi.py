@@ -1,0 +1,165 @@
+"""The worker protocol's OpenAPI document, generated from ``worker_runtime.protocol``.
+
+``python -m shiftboss.openapi docs/worker-api.openapi.json`` writes it; ``--check``
+exits 1 when the checked-in file differs (a unit test runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from worker_runtime import protocol as p
+
+#: (method, path, summary, request model, response model, path parameters)
+ENDPOINTS: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tuple[str, ...]]] = [
+    (
+        "post",
+        "/v1/workers/register",
+        "Register a worker and its skills.",
+        p.RegisterRequest,
+        p.RegisterResponse,
+        (),
+    ),
+    (
+        "post",
+        "/v1/workers/{worker_id}/claim",
+        "Long-poll for job attempts.",
+        p.ClaimRequest,
+        p.ClaimResponse,
+        ("worker_id",),
+    ),
+    (
+        "post",
+        "/v1/workers/{worker_id}/heartbeat",
+        "Renew the leases of running attempts.",
+        p.HeartbeatRequest,
+        p.HeartbeatResponse,
+        ("worker_id",),
+    ),
+    (
+        "post",
+        "/v1/attempts/{attempt_id}/progress",
+        "Report progress.",
+        p.ProgressReport,
+        p.Ack,
+        ("attempt_id",),
+    ),
+    (
+        "post",
+        "/v1/attempts/{attempt_id}/complete",
+        "Report success with a result.",
+        p.CompleteReport,
+        p.Ack,
+        ("attempt_id",),
+    ),
+    (
+        "post",
+        "/v1/attempts/{attempt_id}/fail",
+        "Report a failure.",
+        p.FailReport,
+        p.Ack,
+        ("attempt_id",),
+    ),
+]
+
+ERRORS = {
+    "400": "Malformed JSON (not JSON, NaN, nested deeper than 64 levels).",
+    "401": "No token, or a token the API server does not accept for audience shiftboss.",
+    "403": "The token may not act for this pool or worker.",
+    "404": "Unknown pool, worker not registered (register again), or unknown attempt.",
+    "409": "The attempt is no longer current: drop it and report nothing more.",
+    "413": "Body over 1 MiB, or a result over the inline limit (the attempt was failed).",
+    "415": "The body is not application/json.",
+    "422": "Valid JSON that breaks the request model; error.field names the field.",
+    "503": "The Kubernetes API server is unavailable; nothing changed, retry.",
+}
+
+
+def worker_api_document() -> dict[str, Any]:
+    models = {m for _, _, _, req, resp, _ in ENDPOINTS for m in (req, resp) if m} | {
+        p.ErrorResponse
+    }
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def json_body(model: type[BaseModel], description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref(model)}}}
+
+    paths: dict[str, Any] = {}
+    for method, path, summary, request, response, params in ENDPOINTS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "operationId": path.rsplit("/", 1)[-1],
+            "security": [{"serviceAccountToken": []}],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in params
+            ],
+            "responses": {
+                "200": json_body(response, "OK"),
+                **{code: json_body(p.ErrorResponse, text) for code, text in ERRORS.items()},
+            },
+        }
+        if request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(request)}},
+            }
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shiftboss worker protocol",
+            "version": p.PROTOCOL_VERSION,
+            "description": (p.__doc__ or "").strip(),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "serviceAccountToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A service-account token with audience shiftboss.",
+                }
+            },
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(worker_api_document(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shiftboss.openapi", description=__doc__)
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = args.path.read_text() if args.path.exists() else ""
+        if current != text:
+            print(f"{args.path} is out of date: run `make openapi`", file=sys.stderr)
+            return 1
+        return 0
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    args.path.write_text(text)
+    print(f"wrote {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
