@@ -1,9 +1,9 @@
 """WorkerPool pods: their manifest, the plan that scales and rolls them, the pool's status.
 
-Everything here is pure (no I/O, no Kubernetes client, no kopf): the reconciler lists
-the pool's pods, turns them into :class:`PodView` objects, asks :func:`plan` what to
-create and delete, builds new pods with :func:`worker_pod`, and writes
-:func:`pool_status` when :func:`status_changed` says so.
+``pods`` and ``plan`` are pure (no I/O, no Kubernetes client, no kopf);
+``controller.PoolController`` applies them: it lists the pool's pods, turns them into
+:class:`PodView` objects, asks :func:`plan` what to create and delete, builds new pods
+with :func:`worker_pod`, and writes :func:`pool_status` when :func:`status_changed` says so.
 """
 
 from .plan import FINISHED_PHASES, Plan, PodView, plan, pool_status, status_changed

@@ -15,12 +15,12 @@ import json
 import time
 from dataclasses import dataclass
 
+from shiftboss.api.workerpool import POOL_LABEL
 from shiftboss.kube.client import PODS, TOKENREVIEWS, ApiError, KubeClient
 
 AUDIENCE = "shiftboss"
 POD_NAME_KEY = "authentication.kubernetes.io/pod-name"
 POD_UID_KEY = "authentication.kubernetes.io/pod-uid"
-POOL_LABEL = "shiftboss.io/pool"
 MAX_CACHE_SECONDS = 600.0
 MAX_CACHED_TOKENS = 10_000
 
