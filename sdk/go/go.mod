@@ -1,0 +1,3 @@
+module github.com/shiftboss/shiftboss/sdk/go
+
+go 1.24
