@@ -9,7 +9,7 @@ K8S_BIN := $(SHIFTBOSS_CACHE)/k8s-v$(KUBE_VERSION)-etcd-v$(ETCD_VERSION)/bin
 export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane test unit integration lint format crds openapi demo bench clean
+.PHONY: help venv control-plane test unit integration lint format go crds openapi demo bench clean
 
 help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
@@ -38,13 +38,19 @@ format: venv
 	$(VENV)/bin/ruff format shiftboss worker_runtime tests examples
 	$(VENV)/bin/ruff check --fix shiftboss worker_runtime tests examples
 
+# The Go worker SDK: formatted, vetted and unit-tested (standard library only).
+go:
+	cd sdk/go && test -z "$$(GOTOOLCHAIN=local gofmt -l .)" \
+		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go vet ./... \
+		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go test ./...
+
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
 integration: venv control-plane
 	$(VENV)/bin/pytest tests/integration -q $(PYTEST_ARGS)
 
-test: venv control-plane lint
+test: venv control-plane lint go
 	$(VENV)/bin/pytest tests -q $(PYTEST_ARGS)
 
 crds: venv
