@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import random
@@ -112,6 +113,9 @@ class Dispatcher:
         self._waiting_since: dict[str, float] = {}
         self._expire_at: dict[str, datetime] = {}
         self._last_progress_write: dict[str, float] = {}
+        #: The order in which jobs were first seen: breaks ties of creationTimestamp.
+        self._arrival: dict[str, int] = {}
+        self._arrivals = itertools.count()
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         #: Per pool, an event that claims wait on; set (and replaced) when a job is queued.
         self._wakeup: dict[tuple[str, str], asyncio.Event] = {}
@@ -147,6 +151,7 @@ class Dispatcher:
             self._waiting_since,
             self._expire_at,
             self._last_progress_write,
+            self._arrival,
         ):
             table.pop(uid, None)
         if job:
@@ -198,7 +203,8 @@ class Dispatcher:
         self.on_pool_change(*job.pool_key)
 
     def _enqueue(self, job: TrackedJob) -> None:
-        self.queues[job.pool_key].push(job.uid, job.spec.priority, job.created)
+        arrival = self._arrival.setdefault(job.uid, next(self._arrivals))
+        self.queues[job.pool_key].push(job.uid, job.spec.priority, job.created, arrival)
         if job.phase in (None, JobPhase.PENDING):
             self._waiting_since.setdefault(job.uid, time.monotonic())
         self.wake(*job.pool_key)

@@ -1,4 +1,8 @@
-"""The queue of one pool's waiting jobs: highest priority first, then oldest first."""
+"""The queue of one pool's waiting jobs: highest priority first, then oldest first.
+
+Age is the creation time, which Kubernetes keeps to the second; among jobs created in
+the same second, the order in which the operator first saw them decides.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from datetime import datetime
 
 class JobQueue:
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, datetime, str]] = {}
+        self._entries: dict[str, tuple[int, datetime, int, str]] = {}
 
-    def push(self, uid: str, priority: int, created: datetime) -> None:
-        self._entries[uid] = (-priority, created, uid)
+    def push(self, uid: str, priority: int, created: datetime, arrival: int = 0) -> None:
+        self._entries[uid] = (-priority, created, arrival, uid)
 
     def discard(self, uid: str) -> None:
         self._entries.pop(uid, None)
@@ -24,5 +28,5 @@ class JobQueue:
 
     def ordered(self) -> Iterator[str]:
         """Uids in dispatch order; a snapshot, so the queue may change while iterating."""
-        for _, _, uid in sorted(self._entries.values()):
+        for *_, uid in sorted(self._entries.values()):
             yield uid

@@ -94,11 +94,13 @@ def test_go_smoke_worker_runs_jobs(cluster, namespace, operator, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        jobs = [
+        # The bad job first: the worker exits after its 5 good jobs, and the bad one is
+        # only refused when a claim reaches it (jobs of one second go in arrival order).
+        jobs = [job_manifest("add-bad", "add", {"a": "x", "b": 1}, pool="gopool")]
+        jobs += [
             job_manifest(name, "add", {"a": a, "b": b}, pool="gopool")
             for name, (a, b) in GOOD.items()
         ]
-        jobs.append(job_manifest("add-bad", "add", {"a": "x", "b": 1}, pool="gopool"))
         apply(cluster, namespace, *jobs)
         items = wait_jobs_done(cluster, namespace, len(jobs), timeout=120)
         statuses = {j["metadata"]["name"]: j.get("status", {}) for j in items}

@@ -210,6 +210,17 @@ async def test_claims_honour_priority_then_age(store, dispatcher):
     assert await dispatcher.claim(w, 1, 0) == []
 
 
+async def test_jobs_created_in_the_same_second_go_in_the_order_they_were_seen(store, dispatcher):
+    # creationTimestamp has a one-second resolution; uids sort opposite to arrival here.
+    for name, uid in (("first", "uid-c"), ("second", "uid-b"), ("third", "uid-a")):
+        submit(store, dispatcher, name, uid=uid, created=at(0))
+    w = worker()
+
+    order = [(await claim_one(dispatcher, w)).job.name for _ in range(3)]
+
+    assert order == ["first", "second", "third"]
+
+
 async def test_a_worker_only_gets_jobs_of_the_skills_it_registered(store, dispatcher):
     submit(store, dispatcher, "resize-old", skill="resize", created=at(0), priority=9)
     submit(store, dispatcher, "echo-1", created=at(1))
