@@ -15,6 +15,7 @@ help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
 	@echo "make test           lint, unit and integration tests (builds everything the first time)"
 	@echo "make unit           unit tests only (no cluster)"
+	@echo "make go             the Go SDK: gofmt, go vet, go test"
 	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
 	@echo "make crds           regenerate crds/ from the pydantic models"
 	@echo "make openapi        regenerate docs/worker-api.openapi.json from the protocol models"
@@ -33,6 +34,7 @@ control-plane:
 
 lint: venv
 	$(VENV)/bin/ruff check shiftboss worker_runtime tests examples
+	$(VENV)/bin/ruff format --check shiftboss worker_runtime tests examples
 
 format: venv
 	$(VENV)/bin/ruff format shiftboss worker_runtime tests examples

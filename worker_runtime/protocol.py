@@ -42,7 +42,9 @@ MAX_REQUEST_BYTES = 1024 * 1024
 #: Kept well under etcd's 1.5 MiB object limit so a status never breaks its Job.
 MAX_INLINE_RESULT_BYTES = 32 * 1024
 
-Name = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
 ShortText = Annotated[str, Field(max_length=1024)]
 
 
