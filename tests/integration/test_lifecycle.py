@@ -188,11 +188,13 @@ def test_deleting_the_pool_removes_its_pods(cluster, namespace, operator):
     )
 
 
-@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
-def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator, how):
+def start_jobs_and_wait_for_one_running(cluster, namespace: str, count: int = 8) -> None:
+    """A pool of 2 workers and ``count`` one-second jobs, some queued and one running."""
     apply(cluster, namespace, pool_manifest("demo", replicas=2))
     wait_ready_workers(cluster, namespace, "demo", 2)
-    apply(cluster, namespace, *[job_manifest(f"s-{i}", "sleep", {"seconds": 1}) for i in range(8)])
+    apply(
+        cluster, namespace, *[job_manifest(f"s-{i}", "sleep", {"seconds": 1}) for i in range(count)]
+    )
     wait_until(
         lambda: any(
             j.get("status", {}).get("phase") == "Running"
@@ -201,6 +203,18 @@ def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, o
         timeout=60,
         what="a running job",
     )
+
+
+def assert_each_succeeded_once(items: list[dict]) -> None:
+    for job in items:
+        status = job["status"]
+        assert status["phase"] == "Succeeded", status
+        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, operator, how):
+    start_jobs_and_wait_for_one_running(cluster, namespace)
     if how == "sigkill":
         operator.kill()  # a crash: queued and running jobs in flight
     else:
@@ -208,10 +222,7 @@ def test_operator_restart_loses_no_job_and_runs_none_twice(cluster, namespace, o
     time.sleep(1)
     operator.start()
     items = wait_jobs_done(cluster, namespace, 8, timeout=120)
-    for job in items:
-        status = job["status"]
-        assert status["phase"] == "Succeeded", status
-        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+    assert_each_succeeded_once(items)
 
 
 def test_a_first_time_success_costs_two_status_writes(cluster, namespace, operator):
@@ -325,23 +336,10 @@ def test_a_waiting_job_says_why_and_a_paused_pool_resumes(cluster, namespace, op
 def test_api_server_restart_loses_no_job(cluster, namespace, operator):
     if not hasattr(cluster, "restart_apiserver"):
         pytest.skip("needs the local control plane (it restarts its API server)")
-    apply(cluster, namespace, pool_manifest("demo", replicas=2))
-    wait_ready_workers(cluster, namespace, "demo", 2)
-    apply(cluster, namespace, *[job_manifest(f"r-{i}", "sleep", {"seconds": 1}) for i in range(8)])
-    wait_until(
-        lambda: any(
-            j.get("status", {}).get("phase") == "Running"
-            for j in get(cluster, namespace, "jobs.shiftboss.io")["items"]
-        ),
-        timeout=60,
-        what="a running job",
-    )
+    start_jobs_and_wait_for_one_running(cluster, namespace)
     cluster.restart_apiserver(down_seconds=3)
     items = wait_jobs_done(cluster, namespace, 8, timeout=180)
-    for job in items:
-        status = job["status"]
-        assert status["phase"] == "Succeeded", status
-        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+    assert_each_succeeded_once(items)
 
 
 def test_a_pool_whose_pods_are_refused_says_so_instead_of_looping(cluster, namespace, operator):
