@@ -1,4 +1,4 @@
-"""The operator's parts, wired together: one object that Kopf's handlers reach via ``memo``."""
+"""The operator's parts, wired together: one object that the Kopf handlers close over."""
 
 from __future__ import annotations
 
@@ -58,7 +58,18 @@ class App:
         self.registry.remove(namespace, worker_id)
 
     async def start(self) -> None:
-        """Serve the worker API, rebuild the queues from the API server, start the timers."""
+        """Rebuild pools and queues from the API server, then serve the worker API.
+
+        In this order, so that a worker re-registering after a restart never hears
+        "unknown pool" from an operator that has not listed its pools yet.
+        """
+        for namespace in self.settings.namespaces or [None]:
+            for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
+                self.pools.observe(item)
+            self.dispatcher.restore(await self.store.list(namespace))
+        log.info(
+            "rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs)
+        )
         self._runner = web.AppRunner(
             WorkerApi(self).routes(),
             access_log=None,
@@ -72,14 +83,6 @@ class App:
             self.settings.host,
             self.settings.port,
             self.settings.advertised_url(),
-        )
-        for namespace in self.settings.namespaces or [None]:
-            for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
-                self.pools.observe(item)
-            for job in await self.store.list(namespace):
-                self.dispatcher._track(job)
-        log.info(
-            "rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs)
         )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run_timers()),

@@ -139,6 +139,11 @@ class Dispatcher:
             return
         self._track(job)
 
+    def restore(self, jobs: list[TrackedJob]) -> None:
+        """Take in the Jobs listed at start: the queues and leases are rebuilt from them."""
+        for job in jobs:
+            self._track(job)
+
     def _forget(self, uid: str) -> None:
         job = self.jobs.pop(uid, None)
         lock = self._locks.get(uid)
