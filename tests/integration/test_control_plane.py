@@ -30,6 +30,10 @@ def pod_manifest(name: str, command: list[str], **spec) -> str:
     )
 
 
+def apply_pod(cluster, namespace: str, manifest: str) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=manifest)
+
+
 def get_pod(cluster, namespace: str, name: str) -> dict:
     return json.loads(cluster.kubectl("-n", namespace, "get", "pod", name, "-o", "json").stdout)
 
@@ -56,14 +60,7 @@ def test_api_server_reports_the_pinned_version(cluster):
 
 
 def test_unscheduled_pod_runs_to_success(cluster, namespace):
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=pod_manifest("ok", [PY, "-c", "print('hello from a pod')"]),
-    )
+    apply_pod(cluster, namespace, pod_manifest("ok", [PY, "-c", "print('hello from a pod')"]))
     pod = wait_phase(cluster, namespace, "ok", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["spec"]["nodeName"] == "process-node"  # placed by the real scheduler
@@ -74,14 +71,7 @@ def test_unscheduled_pod_runs_to_success(cluster, namespace):
 
 
 def test_failing_command_ends_failed_with_its_exit_code(cluster, namespace):
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "apply",
-        "-f",
-        "-",
-        input=pod_manifest("bad", [PY, "-c", "import sys; sys.exit(3)"]),
-    )
+    apply_pod(cluster, namespace, pod_manifest("bad", [PY, "-c", "import sys; sys.exit(3)"]))
     pod = wait_phase(cluster, namespace, "bad", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Failed"
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
@@ -103,7 +93,7 @@ def test_env_from_downward_api_secret_and_configmap(cluster, namespace):
     ]
     manifest = json.loads(pod_manifest("envy", [PY, "-c", script]))
     manifest["spec"]["containers"][0]["env"] = env
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     pod = wait_phase(cluster, namespace, "envy", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     words = cluster.kubectl("-n", namespace, "logs", "envy").stdout.split()
@@ -121,7 +111,7 @@ def test_two_pods_listen_on_the_same_port(cluster, namespace):
         c = manifest["spec"]["containers"][0]
         c["env"] = [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         c["readinessProbe"] = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
-        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+        apply_pod(cluster, namespace, json.dumps(manifest))
     for name in ("web-a", "web-b"):
         cluster.kubectl(
             "-n", namespace, "wait", f"pod/{name}", "--for=condition=Ready", "--timeout=60s"
@@ -143,7 +133,7 @@ def test_deleting_a_running_pod_sends_sigterm_then_removes_it(cluster, namespace
     container = manifest["spec"]["containers"][0]
     container["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
     container["env"] = [{"name": "MARK", "value": "/out/mark"}]
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     wait_phase(cluster, namespace, "sleepy", {"Running"})
     wait_until(
         lambda: "ready" in cluster.kubectl("-n", namespace, "logs", "sleepy").stdout,
@@ -159,13 +149,10 @@ def test_deleting_a_running_pod_sends_sigterm_then_removes_it(cluster, namespace
 
 def test_sigkill_after_the_grace_period(cluster, namespace):
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-    cluster.kubectl(
-        "-n",
+    apply_pod(
+        cluster,
         namespace,
-        "apply",
-        "-f",
-        "-",
-        input=pod_manifest("stubborn", [PY, "-c", script], terminationGracePeriodSeconds=2),
+        pod_manifest("stubborn", [PY, "-c", script], terminationGracePeriodSeconds=2),
     )
     wait_phase(cluster, namespace, "stubborn", {"Running"})
     started = time.monotonic()
@@ -183,7 +170,7 @@ def test_garbage_collector_removes_owned_pods(cluster, namespace):
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
     ]
     manifest["spec"]["terminationGracePeriodSeconds"] = 1
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     wait_phase(cluster, namespace, "owned", {"Running"})
     cluster.kubectl("-n", namespace, "delete", "configmap", "owner")
     wait_until(
@@ -229,7 +216,7 @@ def test_projected_token_authenticates_as_the_pods_service_account(cluster, name
     manifest["spec"]["containers"][0]["volumeMounts"] = [
         {"name": "sb-token", "mountPath": "/var/run/secrets/shiftboss", "readOnly": True}
     ]
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     pod = wait_phase(cluster, namespace, "tok", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded", cluster.kubectl(
         "-n", namespace, "logs", "tok"
@@ -253,9 +240,7 @@ def test_pod_credentials_carry_its_own_service_account(cluster, namespace):
         f"r = subprocess.run([{kubectl!r}, 'get', 'pods'], capture_output=True, text=True)\n"
         "print('forbidden' if 'forbidden' in r.stderr else 'allowed')\n"
     )
-    cluster.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=pod_manifest("who", [PY, "-c", script])
-    )
+    apply_pod(cluster, namespace, pod_manifest("who", [PY, "-c", script]))
     pod = wait_phase(cluster, namespace, "who", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     out = cluster.kubectl("-n", namespace, "logs", "who").stdout.split()
@@ -277,7 +262,7 @@ def test_restart_policy_on_failure_restarts_with_backoff(cluster, namespace):
         {"name": "scratch", "mountPath": "/scratch"}
     ]
     manifest["spec"]["containers"][0]["env"] = [{"name": "SCRATCH", "value": "/scratch"}]
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     pod = wait_phase(cluster, namespace, "flaky", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 2
@@ -301,7 +286,7 @@ def test_init_containers_run_first_in_order(cluster, namespace, tmp_path):
         }
         for i in (1, 2)
     ]
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     pod = wait_phase(cluster, namespace, "init", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Succeeded"
     assert (tmp_path / "order").read_text().split() == ["init-1", "init-2", "main"]
@@ -315,7 +300,7 @@ def test_failed_init_container_fails_the_pod_without_running_main(cluster, names
     manifest["spec"]["initContainers"] = [
         {"name": "init", "image": "python:3.11", "command": [PY, "-c", "raise SystemExit(4)"]}
     ]
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     pod = wait_phase(cluster, namespace, "bad-init", {"Succeeded", "Failed"})
     assert pod["status"]["phase"] == "Failed"
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 4
@@ -334,7 +319,7 @@ def test_exec_readiness_probe_gates_ready(cluster, namespace, tmp_path):
     container["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
     container["env"] = [{"name": "MARK", "value": "/out/ready"}]
     container["readinessProbe"] = {"exec": {"command": [PY, "-c", check]}, "periodSeconds": 1}
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+    apply_pod(cluster, namespace, json.dumps(manifest))
     wait_phase(cluster, namespace, "probed", {"Running"})
     assert not (tmp_path / "ready").exists()
     ready = {
