@@ -2,8 +2,9 @@
 
 It registers a ``Node``, renews its ``Lease`` in ``kube-node-lease`` (so the node
 lifecycle controller keeps it Ready and untainted), watches the pods bound to it and
-hands each to a ``PodRunner``.  Every pod gets its own loopback address (127.1.x.y)
-as its pod IP, so two pods can listen on the same port.
+hands each to a ``PodRunner``.  Every pod gets its own loopback address (127.N.x.y,
+N held by this node alone: see ``network``) as its pod IP, so two pods can listen on
+the same port, and two nodes on one machine never hand out the same address.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
 import os
 import platform
@@ -24,6 +24,7 @@ import httpx
 from shiftboss.kube.client import LEASES, NODES, PODS, ApiError, KubeClient
 from shiftboss.kube.config import KubeConfig
 from shiftboss.testing.node.logs_server import LogsServer
+from shiftboss.testing.node.network import PodNetwork
 from shiftboss.testing.node.pod import NodeContext, PodRunner, now
 
 log = logging.getLogger("shiftboss.node")
@@ -31,7 +32,6 @@ log = logging.getLogger("shiftboss.node")
 LEASE_SECONDS = 40
 LEASE_RENEW_SECONDS = 10
 STATUS_HEARTBEAT_SECONDS = 30
-POD_NETWORK = ipaddress.ip_network("127.1.0.0/16")
 
 
 def _micro_now() -> str:
@@ -45,7 +45,8 @@ class ProcessNode:
         self.config, self.name, self.workdir, self.host_ip = config, name, workdir, host_ip
         self.client = KubeClient(config)
         self.runners: dict[str, PodRunner] = {}
-        self._ips = (str(ip) for ip in POD_NETWORK.hosts() if int(ip) & 0xFF not in (0, 1, 255))
+        self.pod_network = PodNetwork.claim()
+        self._ips = self.pod_network.addresses()
         self._used_ips: set[str] = set()
         self.logs = LogsServer(self)
 
@@ -90,6 +91,7 @@ class ProcessNode:
         await asyncio.gather(*(r.task for r in runners), return_exceptions=True)  # type: ignore[misc]
         await self.logs.stop()
         await self.client.close()
+        self.pod_network.release()
 
     # -- node and lease -------------------------------------------------------------------
 
