@@ -59,7 +59,7 @@ crds: venv
 	$(PY) -m shiftboss.api.crdgen crds/
 
 openapi: venv
-	$(PY) -m shiftboss.openapi docs/worker-api.openapi.json
+	$(PY) -m shiftboss.protocol_doc docs/worker-api.openapi.json
 
 demo: venv control-plane
 	$(PY) -m shiftboss.demo

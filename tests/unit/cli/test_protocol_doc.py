@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shiftboss.openapi import ENDPOINTS, main, render, worker_api_document
+from shiftboss.protocol_doc import ENDPOINTS, main, render, worker_api_document
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "worker-api.openapi.json"
 

@@ -1,6 +1,6 @@
 """The worker protocol's OpenAPI document, generated from ``worker_runtime.protocol``.
 
-``python -m shiftboss.openapi docs/worker-api.openapi.json`` writes it; ``--check``
+``python -m shiftboss.protocol_doc docs/worker-api.openapi.json`` writes it; ``--check``
 exits 1 when the checked-in file differs (a unit test runs the same comparison).
 """
 
@@ -144,7 +144,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shiftboss.openapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shiftboss.protocol_doc", description=__doc__)
     parser.add_argument("path", type=Path)
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args(argv)
