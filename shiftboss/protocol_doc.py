@@ -67,6 +67,14 @@ ENDPOINTS: list[tuple[str, str, str, type[BaseModel] | None, type[BaseModel], tu
         p.Ack,
         ("attempt_id",),
     ),
+    (
+        "post",
+        "/v1/attempts/{attempt_id}/release",
+        "Give an attempt back without an outcome (not counted against maxAttempts).",
+        p.ReleaseReport,
+        p.Ack,
+        ("attempt_id",),
+    ),
 ]
 
 ERRORS = {
@@ -74,11 +82,16 @@ ERRORS = {
     "401": "No token, or a token the API server does not accept for audience shiftboss.",
     "403": "The token may not act for this pool or worker.",
     "404": "Unknown pool, worker not registered (register again), or unknown attempt.",
-    "409": "The attempt is no longer current: drop it and report nothing more.",
+    "409": "The attempt is no longer current (drop it and report nothing more), or the "
+    "worker id is registered by another identity.",
     "413": "Body over 1 MiB, or a result over the inline limit (the attempt was failed).",
     "415": "The body is not application/json.",
-    "422": "Valid JSON that breaks the request model; error.field names the field.",
-    "503": "The Kubernetes API server is unavailable; nothing changed, retry.",
+    "422": "Valid JSON that breaks the request model, or a skill schema that cannot be "
+    "evaluated safely; error.field names the field.",
+    "429": "Too many requests or registrations, or a limit per pool or identity reached; "
+    "the Retry-After header says when to try again.",
+    "503": "The operator cannot act now (the Kubernetes API server is unavailable, or this "
+    "replica is a standby); nothing changed, retry.",
 }
 
 

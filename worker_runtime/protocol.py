@@ -16,13 +16,20 @@ POST     /v1/workers/{worker_id}/heartbeat      HeartbeatRequest      HeartbeatR
 POST     /v1/attempts/{attempt_id}/progress     ProgressReport        Ack
 POST     /v1/attempts/{attempt_id}/complete     CompleteReport        Ack
 POST     /v1/attempts/{attempt_id}/fail         FailReport            Ack
+POST     /v1/attempts/{attempt_id}/release      ReleaseReport         Ack
 =======  =====================================  ====================  ======================
+
+The rules both runtimes keep (leases, claim replay, outcome delivery, cancellation
+with grace, hand-backs) are written down in ``docs/worker-protocol.md``.
 
 Every error is an ``ErrorResponse`` with a 4xx status (5xx only for the operator's
 own faults): 400 malformed, 401 bad token, 403 other pool, 404 unknown worker or
 attempt, 409 the attempt is no longer current (its lease expired, the job was
-cancelled or already finished), 413 too large, 415 not JSON, 422 valid JSON that breaks
-the model; 503 while the Kubernetes API server is unavailable (nothing changed: retry).
+cancelled or already finished) or the worker id belongs to another identity, 413 too
+large, 415 not JSON, 422 valid JSON that breaks the model (or a skill schema that
+cannot be evaluated safely), 429 too many requests (``Retry-After`` says when to try
+again); 503 while the operator cannot act (the Kubernetes API server is unavailable,
+or this replica is a standby): nothing changed, retry.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ MAX_INLINE_RESULT_BYTES = 32 * 1024
 Name = Annotated[
     str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 ]
+#: A client-chosen request id: letters, digits, '.', '_', '-'.
+RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 ShortText = Annotated[str, Field(max_length=1024)]
 
 
@@ -77,6 +86,9 @@ class RegisterResponse(_Message):
     #: How often to heartbeat; a lease lasts ``lease_seconds`` after each one.
     heartbeat_interval_seconds: float
     lease_seconds: float
+    #: How long a skill may take to stop after ``ctx.cancelled`` is set, before the
+    #: runtime cancels it (the ``cancel`` command carries its own value too).
+    cancel_grace_seconds: float = 5.0
 
 
 class ClaimRequest(_Message):
@@ -84,6 +96,11 @@ class ClaimRequest(_Message):
     max_attempts: Annotated[int, Field(ge=1, le=1024)] = 1
     #: Long-poll: how long the operator may hold the request when no job is queued.
     wait_seconds: Annotated[float, Field(ge=0, le=60)] = 20
+    #: Makes a retried claim safe: a claim that repeats the id of this worker's last
+    #: claim gets the same assignments again (those still current) instead of new ones.
+    #: Send a new id for every new claim and the same id when retrying one whose
+    #: answer was lost.
+    request_id: RequestId | None = None
 
 
 class JobRef(_Message):
@@ -110,22 +127,33 @@ class ClaimResponse(_Message):
 
 
 class HeartbeatRequest(_Message):
-    #: The attempts the worker is running now; their leases are renewed.
+    #: Every attempt the worker holds: running, stopping, or finished with an outcome
+    #: the operator has not yet answered.  Their leases are renewed.
     attempt_ids: Annotated[list[str], Field(max_length=1024)] = Field(default_factory=list)
     #: The worker is shutting down and takes no new work.
     draining: bool = False
 
 
 class CommandType(StrEnum):
-    cancel = "cancel"  # stop attempt ``attempt_id``: its job was cancelled or timed out
-    abandon = "abandon"  # the attempt is no longer current (lease lost); drop it, report nothing
-    drain = "drain"  # stop claiming, finish the running attempts, then exit
+    #: Stop attempt ``attempt_id`` (its job was cancelled or its deadline passed): set
+    #: ``ctx.cancelled``, wait ``grace_seconds``, then cancel the skill; report ``fail``.
+    cancel = "cancel"
+    #: The attempt is no longer current (its lease was lost): stop it, report nothing.
+    abandon = "abandon"
+    #: The operator holds ``assignment`` for this worker but the heartbeat did not list
+    #: it (a claim answer lost on the wire): start it, or ``release`` it when there is no
+    #: free slot.  Ignore it if the attempt was already started here.
+    assign = "assign"
 
 
 class Command(_Message):
     type: CommandType
     attempt_id: str | None = None
     reason: ShortText = ""
+    #: ``cancel``: how long the skill may take to stop before it is cancelled.
+    grace_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    #: ``assign``: the attempt to take up.
+    assignment: Assignment | None = None
 
 
 class HeartbeatResponse(_Message):
@@ -148,6 +176,14 @@ class FailReport(_Message):
     retryable: bool = True
     #: A worker's request to wait at least this long before the next attempt.
     retry_after_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+
+
+class ReleaseReport(_Message):
+    """Give an attempt back without an outcome (no free slot, or the worker is shutting
+    down).  The job is queued again at once and the attempt does not count against
+    ``retry.maxAttempts``."""
+
+    reason: Annotated[str, Field(max_length=1024)] = ""
 
 
 class Ack(_Message):

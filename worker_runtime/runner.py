@@ -491,9 +491,6 @@ class Runner:
                 self._obey(command)
 
     def _obey(self, command: Command) -> None:
-        if command.type == CommandType.drain:
-            self._begin_drain(f"the operator asked: {command.reason or 'drain'}")
-            return
         attempt = self._attempts.get(command.attempt_id or "")
         if attempt is None:
             log.debug("command %s for an attempt not running here: ignored", command.type)

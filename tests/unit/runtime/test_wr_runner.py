@@ -332,13 +332,6 @@ async def test_second_drain_request_stops_waiting(operator, harness_factory):
     assert operator.reports[attempt][1]["error_type"] == "WorkerShutdown"
 
 
-async def test_drain_command_from_the_operator(operator, harness_factory):
-    harness = await harness_factory(make_worker())
-    operator.command("drain", reason="scale down")
-    await asyncio.wait_for(harness.task, 3)
-    assert harness.runner.draining
-
-
 async def test_register_retries_until_the_operator_answers(operator, harness_factory):
     operator.faults += [("/register", 503)] * 4  # two tries of two requests each fail
     harness = await harness_factory(make_worker())
