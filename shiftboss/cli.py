@@ -24,7 +24,12 @@ RUN_OPTIONS = {
     "worker_api_url": "SHIFTBOSS_WORKER_API_URL",
     "lease_seconds": "SHIFTBOSS_LEASE_SECONDS",
     "heartbeat_seconds": "SHIFTBOSS_HEARTBEAT_SECONDS",
+    "restore_grace_seconds": "SHIFTBOSS_RESTORE_GRACE_SECONDS",
+    "cancel_grace_seconds": "SHIFTBOSS_CANCEL_GRACE_SECONDS",
+    "tls_cert_file": "SHIFTBOSS_TLS_CERT_FILE",
+    "tls_key_file": "SHIFTBOSS_TLS_KEY_FILE",
     "leader_elect_namespace": "SHIFTBOSS_LEADER_ELECT_NAMESPACE",
+    "leader_elect_lease_seconds": "SHIFTBOSS_LEADER_ELECT_LEASE_SECONDS",
     "kubeconfig": "KUBECONFIG",
 }
 
@@ -58,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         "worker_api_url": "URL worker pods use to reach the operator (default http://<host>:<port>)",
         "lease_seconds": "a silent worker keeps its attempts this long (default 15)",
         "heartbeat_seconds": "how often workers heartbeat (default 5)",
+        "restore_grace_seconds": "after a restart or hand-over, running attempts keep their "
+        "lease this long so their workers can reconnect (default twice --lease-seconds)",
+        "cancel_grace_seconds": "a cancelled or timed-out skill gets this long to stop "
+        "before it is cancelled (default 5)",
+        "tls_cert_file": "serve the worker API over TLS with this certificate (PEM)",
+        "tls_key_file": "the private key of --tls-cert-file (PEM)",
         "leader_elect_namespace": "namespace of the leader Lease (default: the kubeconfig's)",
+        "leader_elect_lease_seconds": "standbys take over after the leader missed renewing "
+        "its Lease for this long (default 15)",
         "kubeconfig": "kubeconfig file (default: in-cluster, then ~/.kube/config)",
     }
     for field, variable in RUN_OPTIONS.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class OperatorSettings(BaseModel):
@@ -19,10 +19,21 @@ class OperatorSettings(BaseModel):
     lease_seconds: float = Field(15.0, gt=0, le=3600)
     #: Workers heartbeat this often; a third of the lease leaves room for two misses.
     heartbeat_seconds: float = Field(5.0, gt=0, le=1200)
+    #: After a restart or hand-over, restored attempts keep their lease this long, so
+    #: that their workers reconnect before any can expire.  Unset: twice the lease.
+    restore_grace_seconds: float | None = Field(None, gt=0, le=3600)
+    #: A cancelled or timed-out attempt's skill gets this long to stop before the runtime
+    #: cancels it; the operator fences the attempt a heartbeat and this grace later.
+    cancel_grace_seconds: float = Field(5.0, ge=0, le=600)
+    #: Serve the worker API over TLS with this certificate and key (PEM files).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     #: Run only while holding a Lease, so that several replicas can stand by.
     leader_elect: bool = False
     #: Namespace of that Lease (default: the kubeconfig's or the pod's namespace).
     leader_elect_namespace: str | None = None
+    #: Standbys take over after the leader has not renewed its Lease for this long.
+    leader_elect_lease_seconds: float = Field(15.0, ge=2, le=600)
     kubeconfig: str | None = None
 
     @field_validator("worker_api_url")
@@ -32,8 +43,19 @@ class OperatorSettings(BaseModel):
             raise ValueError("must be an http:// or https:// URL that worker pods can reach")
         return value
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> OperatorSettings:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
+
+    @property
+    def restore_grace(self) -> float:
+        return self.restore_grace_seconds or 2 * self.lease_seconds
+
     def advertised_url(self) -> str:
         if self.worker_api_url:
             return self.worker_api_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{host}:{self.port}"
