@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -74,7 +75,7 @@ Timestamp = Annotated[
 ]
 
 
-def _truncator(max_length: int):
+def _truncator(max_length: int) -> Callable[[Any], Any]:
     def truncate(value: Any) -> Any:
         if isinstance(value, str) and len(value) > max_length:
             return value[: max_length - 1] + "…"
@@ -145,7 +146,10 @@ class ApiModel(BaseModel):
 
 
 #: A condition's message.
-ConditionMessage = text(32768)
+if TYPE_CHECKING:  # text() builds the annotation at run time; to a type checker it is a str
+    ConditionMessage = str
+else:
+    ConditionMessage = text(32768)
 
 
 class ConditionStatus(StrEnum):

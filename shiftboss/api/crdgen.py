@@ -247,7 +247,8 @@ def to_structural(json_schema: dict[str, Any]) -> dict[str, Any]:
     """Turn a pydantic JSON Schema (with ``$defs``) into a structural schema."""
     raw = dict(json_schema)
     defs = raw.pop("$defs", {})
-    return _order(_convert(raw, defs, ""))
+    structural: dict[str, Any] = _order(_convert(raw, defs, ""))
+    return structural
 
 
 def openapi_schema(model: type[Resource]) -> dict[str, Any]:
@@ -268,7 +269,7 @@ def openapi_schema(model: type[Resource]) -> dict[str, Any]:
         schema["required"] = required
     else:
         schema.pop("required", None)
-    schema = _order(schema)
+    schema = dict(_order(schema))
     errors = structural_errors(schema, root=True)
     if errors:
         raise SchemaError(f"{model.__name__}: " + "; ".join(errors))

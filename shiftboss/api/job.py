@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -35,9 +35,13 @@ MAX_ATTEMPT_HISTORY = 20
 #: A skill name, as workers register it (same rule as the worker protocol).
 SKILL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 
-ErrorMessage = text(4096)
 ErrorTypeName = Annotated[str, Field(min_length=1, max_length=256)]
-ShortMessage = text(1024)
+if TYPE_CHECKING:  # text() builds the annotation at run time; to a type checker it is a str
+    ErrorMessage = str
+    ShortMessage = str
+else:
+    ErrorMessage = text(4096)
+    ShortMessage = text(1024)
 
 
 class JobPhase(StrEnum):
@@ -73,7 +77,14 @@ class AttemptOutcome(StrEnum):
     LEASE_EXPIRED = "LeaseExpired"
     TIMED_OUT = "TimedOut"
     CANCELLED = "Cancelled"
-    WORKER_SHUTDOWN = "WorkerShutdown"
+    #: Cut short by no fault of the job (its worker's pod was deleted for a rollout or a
+    #: scale-down, or the worker handed it back): not counted against maxAttempts.
+    DISRUPTED = "Disrupted"
+
+    @property
+    def counts(self) -> bool:
+        """Whether an attempt that ended this way counts against ``retry.maxAttempts``."""
+        return self is not AttemptOutcome.DISRUPTED
 
 
 _BACKOFF_RULE = cel(
@@ -142,7 +153,11 @@ class RetryPolicy(ApiModel):
         3,
         ge=1,
         le=100,
-        description="Total number of attempts, the first included (1 = never retry).",
+        description=(
+            "Total number of attempts, the first included (1 = never retry). Attempts cut "
+            "short by disruptions (the worker's pod deleted for a rollout or scale-down, "
+            "or handed back by its worker) are not counted."
+        ),
     )
     backoff: Backoff = Field(
         default_factory=Backoff,
@@ -300,7 +315,9 @@ class AttemptRecord(ApiModel):
         None,
         description=(
             "How the attempt ended: Succeeded, Failed, LeaseExpired (the worker stopped "
-            "heartbeating), TimedOut, Cancelled or WorkerShutdown. Unset while it runs."
+            "heartbeating), TimedOut, Cancelled or Disrupted (its worker's pod was deleted "
+            "or the worker handed it back; not counted against maxAttempts). Unset while "
+            "it runs."
         ),
     )
     error_type: str | None = Field(
@@ -372,6 +389,15 @@ class JobStatus(ApiModel):
         le=1000,
         description="Number of the current (or last) attempt; 0 before the first.",
     )
+    counted_attempts: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description=(
+            "Finished attempts that count against spec.retry.maxAttempts (all but those "
+            "ended by disruptions)."
+        ),
+    )
     worker: str | None = Field(
         None,
         max_length=253,
@@ -419,10 +445,6 @@ class JobStatus(ApiModel):
         history.append(record)
         history.sort(key=lambda a: a.attempt)
         self.attempts = history[-MAX_ATTEMPT_HISTORY:]
-
-    def patch_body(self) -> dict[str, Any]:
-        """The status as the body of a status (merge) patch: ``{"status": {...}}``."""
-        return {"status": self.model_dump(by_alias=True, exclude_none=True, mode="json")}
 
 
 class Job(Resource):

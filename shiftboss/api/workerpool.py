@@ -68,7 +68,7 @@ class PoolConditionType(StrEnum):
     DEGRADED = "Degraded"
 
 
-_REF = {"x-kubernetes-preserve-unknown-fields": True}
+_REF: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 class EnvVarSource(ApiModel):

@@ -8,15 +8,21 @@ unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
     (none)/Pending/Queued/Retrying(due) --Claimed--> Running
     Running --Completed--> Succeeded
     Running --AttemptFailed/LeaseExpired/TimedOut--> Retrying | Failed
+    Running --AttemptDisrupted--> Queued            (not counted against maxAttempts)
     any non-terminal --CancelRequested--> Cancelled
     any non-terminal --DeadlineExceeded--> Failed
     waiting --ParamsRejected--> Failed
+
+A running attempt that must stop (``stop_reason``: cancelled, timed out, past the job's
+deadline) is not ended at once: its worker is told to stop and gets a grace period;
+``fence_event`` is the event that ends it then.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shiftboss.api.job import (
@@ -89,6 +95,16 @@ class TimedOut:
 
 
 @dataclass(frozen=True)
+class AttemptDisrupted:
+    """The attempt was cut short by no fault of the job: its worker's pod was deleted
+    (rollout, scale-down, eviction) or its worker handed it back.  Not counted."""
+
+    reason: str
+    at: datetime
+    error_type: str = "Disrupted"
+
+
+@dataclass(frozen=True)
 class CancelRequested:
     at: datetime
 
@@ -115,6 +131,7 @@ Event = (
     | AttemptFailed
     | LeaseExpired
     | TimedOut
+    | AttemptDisrupted
     | CancelRequested
     | DeadlineExceeded
     | ParamsRejected
@@ -123,19 +140,27 @@ Event = (
 # -- decisions ---------------------------------------------------------------------------
 
 
+#: Error types by which a worker hands an attempt back (older runtimes fail it this way).
+HANDBACK_ERRORS = frozenset({"WorkerShutdown"})
+
+
 def retry_delay(
     spec: JobSpec,
-    attempt: int,
+    counted: int,
     error_type: str,
     retryable: bool,
     retry_after: float | None = None,
     jitter_sample: float = 0.0,
 ) -> float | None:
-    """Seconds to wait before the next attempt, or None when the job must fail now."""
+    """Seconds to wait before the next attempt, or None when the job must fail now.
+
+    ``counted`` is the number of finished attempts that count against ``maxAttempts``,
+    the one that just failed included.
+    """
     policy = spec.retry
-    if not retryable or error_type in policy.non_retryable_errors or attempt >= policy.max_attempts:
+    if not retryable or error_type in policy.non_retryable_errors or counted >= policy.max_attempts:
         return None
-    delay = policy.backoff.delay(attempt)
+    delay = policy.backoff.delay(counted)
     delay *= 1 + policy.backoff.jitter * max(-1.0, min(1.0, jitter_sample))
     if retry_after is not None:
         delay = max(delay, retry_after)
@@ -167,6 +192,48 @@ def active_deadline(spec: JobSpec, status: JobStatus | None) -> datetime | None:
     if spec.active_deadline_seconds and status and status.start_time:
         return status.start_time + timedelta(seconds=spec.active_deadline_seconds)
     return None
+
+
+class StopKind(StrEnum):
+    CANCEL = "cancel"
+    DEADLINE = "deadline"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class StopReason:
+    kind: StopKind
+    message: str
+
+
+def stop_reason(spec: JobSpec, status: JobStatus | None, now: datetime) -> StopReason | None:
+    """Why the running attempt must stop now, if it must: cancel first, then the job's
+    deadline, then the attempt's own timeout."""
+    if status is None or status.phase != JobPhase.RUNNING:
+        return None
+    if spec.cancel:
+        return StopReason(StopKind.CANCEL, "the job was cancelled (spec.cancel)")
+    job_deadline = active_deadline(spec, status)
+    if job_deadline is not None and job_deadline <= now:
+        return StopReason(
+            StopKind.DEADLINE,
+            f"the job exceeded activeDeadlineSeconds={spec.active_deadline_seconds}",
+        )
+    deadline = attempt_deadline(spec, status)
+    if deadline is not None and deadline <= now:
+        return StopReason(
+            StopKind.TIMEOUT, f"the attempt ran longer than timeoutSeconds={spec.timeout_seconds}"
+        )
+    return None
+
+
+def fence_event(kind: StopKind, at: datetime, jitter_sample: float = 0.0) -> Event:
+    """The event that ends an attempt stopped for ``kind``, whatever its worker reported."""
+    if kind is StopKind.CANCEL:
+        return CancelRequested(at)
+    if kind is StopKind.DEADLINE:
+        return DeadlineExceeded(at)
+    return TimedOut(at, jitter_sample)
 
 
 # -- the transition function -----------------------------------------------------------
@@ -206,9 +273,17 @@ def transition(spec: JobSpec, status: JobStatus | None, event: Event) -> JobStat
             current.message = f"succeeded on attempt {current.attempt}"
             return _finish(current, JobPhase.SUCCEEDED, at)
 
+        case AttemptFailed(error_type=error_type, message=message) if error_type in HANDBACK_ERRORS:
+            _require(phase == JobPhase.RUNNING, event, phase)
+            return _disrupted(current, AttemptDisrupted(message, event.at, error_type))
+
         case AttemptFailed() | LeaseExpired() | TimedOut():
             _require(phase == JobPhase.RUNNING, event, phase)
             return _attempt_failed(spec, current, event)
+
+        case AttemptDisrupted():
+            _require(phase == JobPhase.RUNNING, event, phase)
+            return _disrupted(current, event)
 
         case CancelRequested(at=at):
             if phase == JobPhase.RUNNING:
@@ -233,6 +308,18 @@ def transition(spec: JobSpec, status: JobStatus | None, event: Event) -> JobStat
     raise InvalidTransition(f"unknown event {event!r}")
 
 
+def _disrupted(current: JobStatus, event: AttemptDisrupted) -> JobStatus:
+    message = event.reason or "disrupted"
+    _end_attempt(current, AttemptOutcome.DISRUPTED, event.at, event.error_type, message)
+    current.phase = JobPhase.QUEUED
+    current.worker = None
+    current.progress = None
+    current.message = (
+        f"attempt {current.attempt} disrupted ({message}); not counted, waiting for a worker"
+    )[:1024]
+    return current
+
+
 def _attempt_failed(
     spec: JobSpec, current: JobStatus, event: AttemptFailed | LeaseExpired | TimedOut
 ) -> JobStatus:
@@ -240,11 +327,7 @@ def _attempt_failed(
     if isinstance(event, AttemptFailed):
         error_type, message, retryable = event.error_type, event.message, event.retryable
         retry_after, jitter = event.retry_after, event.jitter_sample
-        outcome = (
-            AttemptOutcome.WORKER_SHUTDOWN
-            if error_type == "WorkerShutdown"
-            else AttemptOutcome.FAILED
-        )
+        outcome = AttemptOutcome.FAILED
     elif isinstance(event, LeaseExpired):
         error_type, retryable, retry_after, jitter = "LeaseExpired", True, None, event.jitter_sample
         message = f"worker {current.worker} stopped heartbeating; its lease expired"
@@ -254,14 +337,14 @@ def _attempt_failed(
         message = f"attempt ran longer than timeoutSeconds={spec.timeout_seconds}"
         outcome = AttemptOutcome.TIMED_OUT
     _end_attempt(current, outcome, at, error_type, message)
-    delay = retry_delay(spec, current.attempt, error_type, retryable, retry_after, jitter)
+    delay = retry_delay(spec, current.counted_attempts, error_type, retryable, retry_after, jitter)
     if delay is None:
         retryable = retryable and error_type not in spec.retry.non_retryable_errors
         current.error = JobError(type=error_type, message=message, retryable=retryable)
         why = (
             "not retryable"
             if not retryable or error_type in spec.retry.non_retryable_errors
-            else (f"no attempts left ({current.attempt}/{spec.retry.max_attempts})")
+            else (f"no attempts left ({current.counted_attempts}/{spec.retry.max_attempts})")
         )
         current.message = f"failed: {error_type}: {message} ({why})"[:1024]
         return _finish(current, JobPhase.FAILED, at)
@@ -281,6 +364,8 @@ def _end_attempt(
     error_type: str | None = None,
     message: str | None = None,
 ) -> None:
+    if outcome.counts:
+        status.counted_attempts += 1
     status.record_attempt(
         AttemptRecord(
             attempt=max(status.attempt, 1),

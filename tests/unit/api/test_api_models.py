@@ -133,6 +133,7 @@ JOB_BODY: dict[str, Any] = {
     "status": {
         "phase": "Failed",
         "attempt": 2,
+        "countedAttempts": 1,
         "worker": "resize-5d8f7c9b6-abcde",
         "startTime": "2026-11-23T10:00:01Z",
         "attemptStartTime": "2026-11-23T10:00:04.250000Z",
@@ -237,7 +238,7 @@ def _drop_empty_collections(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_job_status_patch_body():
+def test_job_status_as_written():
     status = JobStatus(
         phase=JobPhase.RUNNING,
         attempt=1,
@@ -252,13 +253,13 @@ def test_job_status_patch_body():
     assert body == {
         "phase": "Running",
         "attempt": 1,
+        "countedAttempts": 0,
         "worker": "resize-abc",
         "startTime": "2026-11-23T10:00:01Z",
         "attemptStartTime": "2026-11-23T10:00:01.000500Z",
         "progress": {"percent": 10.0, "message": "starting"},
         "attempts": [],
     }
-    assert status.patch_body() == {"status": body}
     assert value_errors(_crd_schema("jobs")["properties"]["status"], body) == []
 
 
@@ -416,7 +417,7 @@ def test_job_phases():
         "LeaseExpired",
         "TimedOut",
         "Cancelled",
-        "WorkerShutdown",
+        "Disrupted",
     ]
 
 

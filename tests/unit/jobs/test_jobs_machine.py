@@ -28,6 +28,7 @@ from shiftboss.api.job import (
     RetryPolicy,
 )
 from shiftboss.jobs.machine import (
+    AttemptDisrupted,
     AttemptFailed,
     CancelRequested,
     Claimed,
@@ -37,11 +38,15 @@ from shiftboss.jobs.machine import (
     InvalidTransition,
     LeaseExpired,
     ParamsRejected,
+    StopKind,
+    StopReason,
     TimedOut,
     active_deadline,
     attempt_deadline,
     claimable,
+    fence_event,
     retry_delay,
+    stop_reason,
     transition,
 )
 
@@ -93,6 +98,7 @@ def running(attempt: int = 1, worker: str = "w-1", started: datetime = T0) -> Jo
     return JobStatus(
         phase=JobPhase.RUNNING,
         attempt=attempt,
+        counted_attempts=attempt - 1,
         worker=worker,
         start_time=T0,
         attempt_start_time=started,
@@ -676,19 +682,13 @@ def test_retrying_message_names_the_delay() -> None:
             "attempt ran longer than timeoutSeconds=60",
         ),
         (
-            AttemptFailed("WorkerShutdown", "worker draining", True, NOW, jitter_sample=1.0),
-            AttemptOutcome.WORKER_SHUTDOWN,
-            "WorkerShutdown",
-            "worker draining",
-        ),
-        (
             AttemptFailed("RuntimeError", "kaput", True, NOW, jitter_sample=1.0),
             AttemptOutcome.FAILED,
             "RuntimeError",
             "kaput",
         ),
     ],
-    ids=["lease-expired", "timed-out", "worker-shutdown", "failed"],
+    ids=["lease-expired", "timed-out", "failed"],
 )
 def test_lost_attempts_follow_the_retry_policy(
     event: Any, outcome: AttemptOutcome, error_type: str, message: str
@@ -767,13 +767,8 @@ def test_non_retryable_error_fails_at_once(attempt: int, retry_after: float | No
         (AttemptFailed("acme.BadInput", "bad", True, NOW), "acme.BadInput", AttemptOutcome.FAILED),
         (LeaseExpired(at=NOW), "LeaseExpired", AttemptOutcome.LEASE_EXPIRED),
         (TimedOut(at=NOW), "TimedOut", AttemptOutcome.TIMED_OUT),
-        (
-            AttemptFailed("WorkerShutdown", "bye", True, NOW),
-            "WorkerShutdown",
-            AttemptOutcome.WORKER_SHUTDOWN,
-        ),
     ],
-    ids=["failed", "lease-expired", "timed-out", "worker-shutdown"],
+    ids=["failed", "lease-expired", "timed-out"],
 )
 def test_error_listed_in_non_retryable_errors_fails_at_once(
     event: Any, error_type: str, outcome: AttemptOutcome
@@ -800,14 +795,85 @@ def test_error_listed_in_non_retryable_errors_is_recorded_as_not_retryable() -> 
     assert result.error == JobError(type="acme.BadInput", message="bad", retryable=False)
 
 
-def test_worker_shutdown_outcome() -> None:
-    event = AttemptFailed("WorkerShutdown", "SIGTERM", True, NOW)
-    result = transition(SPEC, running(), event)
-    assert result.phase == JobPhase.RETRYING
-    assert result.attempts[-1].outcome == AttemptOutcome.WORKER_SHUTDOWN
-    # Only that exact error type is a shutdown.
+@pytest.mark.parametrize(
+    "event",
+    [
+        AttemptDisrupted("pod deleted (rollout)", NOW, "PodDeleted"),
+        AttemptFailed("WorkerShutdown", "SIGTERM", True, NOW),  # an older runtime's hand-back
+    ],
+    ids=["disrupted", "worker-shutdown"],
+)
+def test_disruption_queues_again_without_counting(event: Any) -> None:
+    # The last attempt allowed is disrupted: the job is queued again, not failed.
+    spec = make_spec(max_attempts=3)
+    result = transition(spec, running(attempt=3), event)
+    assert result.phase == JobPhase.QUEUED
+    assert claimable(result, NOW)
+    assert result.counted_attempts == 2
+    assert (result.worker, result.progress, result.next_attempt_at) == (None, None, None)
+    record = result.attempts[-1]
+    assert (record.attempt, record.outcome, record.end_time) == (3, AttemptOutcome.DISRUPTED, NOW)
+    assert record.error_type == event.error_type
+    assert result.message is not None and "not counted" in result.message
+    # The next attempt is number 4 and may still fail into a retry... until 3 counted.
+    again = transition(spec, result, Claimed("w-2", NOW))
+    assert again.attempt == 4
+    failed = transition(spec, again, AttemptFailed("ValueError", "x", True, NOW))
+    assert (failed.phase, failed.counted_attempts) == (JobPhase.FAILED, 3)
+    assert failed.message is not None and "(3/3)" in failed.message
+
+
+def test_only_the_exact_handback_error_type_is_a_disruption() -> None:
     event = AttemptFailed("WorkerShutdownError", "SIGTERM", True, NOW)
-    assert transition(SPEC, running(), event).attempts[-1].outcome == AttemptOutcome.FAILED
+    result = transition(SPEC, running(), event)
+    assert result.attempts[-1].outcome == AttemptOutcome.FAILED
+    assert result.counted_attempts == 1
+
+
+@pytest.mark.parametrize("state", ["Pending", "Queued", "Retrying(due)", "Succeeded"])
+def test_disruption_only_applies_to_a_running_attempt(state: str) -> None:
+    with pytest.raises(InvalidTransition):
+        transition(SPEC, STATES[state](), AttemptDisrupted("x", NOW))
+
+
+def test_every_outcome_but_disrupted_counts() -> None:
+    assert [o for o in AttemptOutcome if not o.counts] == [AttemptOutcome.DISRUPTED]
+    assert transition(SPEC, running(), Completed({}, NOW)).counted_attempts == 1
+    assert transition(SPEC, running(), CancelRequested(NOW)).counted_attempts == 1
+
+
+# -- stopping a running attempt ------------------------------------------------------------
+
+
+def test_stop_reason_order_cancel_then_deadline_then_timeout() -> None:
+    spec = make_spec(timeout=60, deadline=120)
+    status = running(started=t(0))
+    assert stop_reason(spec, status, t(59)) is None
+    timeout = stop_reason(spec, status, t(60))
+    assert timeout == StopReason(StopKind.TIMEOUT, "the attempt ran longer than timeoutSeconds=60")
+    late = running(started=t(90))  # a later attempt: the job's deadline comes first
+    deadline = stop_reason(spec, late, t(120))
+    assert deadline is not None and deadline.kind is StopKind.DEADLINE
+    cancelled = spec.model_copy(update={"cancel": True})
+    reason = stop_reason(cancelled, late, t(1))
+    assert reason is not None and reason.kind is StopKind.CANCEL
+    assert stop_reason(cancelled, STATES["Queued"](), t(1)) is None  # not running
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase", "outcome"),
+    [
+        (StopKind.CANCEL, JobPhase.CANCELLED, AttemptOutcome.CANCELLED),
+        (StopKind.DEADLINE, JobPhase.FAILED, AttemptOutcome.TIMED_OUT),
+        (StopKind.TIMEOUT, JobPhase.RETRYING, AttemptOutcome.TIMED_OUT),
+    ],
+)
+def test_fence_event_ends_the_attempt_for_its_reason(
+    kind: StopKind, phase: JobPhase, outcome: AttemptOutcome
+) -> None:
+    spec = make_spec(timeout=60, deadline=600)
+    result = transition(spec, running(), fence_event(kind, NOW))
+    assert (result.phase, result.attempts[-1].outcome) == (phase, outcome)
 
 
 def test_long_failure_message_is_bounded() -> None:
