@@ -49,6 +49,7 @@ class PoolController:
         self._dirty: dict[tuple[str, str], asyncio.Event] = {}
         self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._problems: dict[tuple[str, str], str] = {}
+        self._started = False
         self.status_writes = 0
 
     # -- inputs -------------------------------------------------------------------------
@@ -69,12 +70,22 @@ class PoolController:
             return
         self.trigger(*key)
 
+    def start(self) -> None:
+        """Start reconciling the pools observed so far, and every pool observed later.
+
+        Until then ``observe`` only takes pools in: the operator restores its jobs
+        first, so that no busy worker looks idle to a scale-down.
+        """
+        self._started = True
+        for key in list(self.pools):
+            self.trigger(*key)
+
     def trigger(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         if key not in self.pools:
             return
         self._dirty.setdefault(key, asyncio.Event()).set()
-        if key not in self._loops or self._loops[key].done():
+        if self._started and (key not in self._loops or self._loops[key].done()):
             self._loops[key] = asyncio.create_task(self._loop(key))
 
     def spec(self, namespace: str, name: str) -> WorkerPoolSpec | None:
