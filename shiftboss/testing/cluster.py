@@ -4,6 +4,8 @@ pods as local processes.
 
     with LocalCluster() as cluster:
         cluster.kubectl("get", "nodes")
+        with cluster.frozen_apiserver():  # SIGSTOP: requests hang until the block ends
+            ...
 
 Binaries come from ``$SHIFTBOSS_K8S_BIN`` or the cache that ``make control-plane``
 fills (``~/.cache/shiftboss/k8s-v<version>-etcd-v<version>/bin``).
@@ -12,6 +14,7 @@ fills (``~/.cache/shiftboss/k8s-v<version>-etcd-v<version>/bin``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +25,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -62,7 +67,7 @@ def find_binaries() -> Path:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class KubectlMixin:
@@ -89,9 +94,10 @@ class KubectlMixin:
             )
         return result
 
-    def get_json(self, *args: str) -> dict:
+    def get_json(self, *args: str) -> dict[str, Any]:
         """``kubectl get ARGS -o json``, parsed."""
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        doc: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+        return doc
 
     def create_namespace(self, name: str, timeout: float = 30) -> str:
         """Create a namespace and wait for its default service account (pods need it)."""
@@ -141,7 +147,7 @@ class LocalCluster(KubectlMixin):
     def __enter__(self) -> LocalCluster:
         return self.start()
 
-    def __exit__(self, exc_type, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.failed = self.failed or exc_type is not None
         self.stop()
 
@@ -151,7 +157,7 @@ class LocalCluster(KubectlMixin):
             self.pki = write_pki(self.workdir / "pki")
             self._start_etcd(timeout)
             self._start_apiserver(timeout)
-            self._write_kubeconfig()
+            self.write_kubeconfig()
             for path in self.crds:
                 self.kubectl("apply", "--server-side", "-f", str(path))
             self._start_controllers()
@@ -173,6 +179,8 @@ class LocalCluster(KubectlMixin):
         return self
 
     def stop(self) -> None:
+        for proc in self.processes:  # a frozen API server would stall the others' shutdown
+            proc.thaw()
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
@@ -214,7 +222,7 @@ class LocalCluster(KubectlMixin):
         def healthy() -> bool:
             self._check_alive(etcd)
             with urllib.request.urlopen(f"{self.etcd_url}/health", timeout=2) as r:
-                return json.load(r).get("health") == "true"
+                return bool(json.load(r).get("health") == "true")
 
         wait_until(healthy, timeout=timeout, what="etcd /health")
 
@@ -265,7 +273,7 @@ class LocalCluster(KubectlMixin):
             self._check_alive(self._apiserver)
             url = f"https://127.0.0.1:{self.api_port}/readyz"
             with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
-                return r.status == 200
+                return bool(r.status == 200)
 
         wait_until(ready, timeout=timeout, what="kube-apiserver /readyz")
 
@@ -276,20 +284,47 @@ class LocalCluster(KubectlMixin):
         self._apiserver.start()
         self._wait_apiserver_ready(timeout)
 
+    def freeze_apiserver(self) -> None:
+        """SIGSTOP kube-apiserver: connections are accepted by the kernel but nothing is
+        answered, so every request times out, until ``thaw_apiserver()``."""
+        self._apiserver.freeze()
+
+    def thaw_apiserver(self) -> None:
+        self._apiserver.thaw()
+
+    @contextlib.contextmanager
+    def frozen_apiserver(self) -> Iterator[None]:
+        """``freeze_apiserver()`` for the duration of a ``with`` block."""
+        self.freeze_apiserver()
+        try:
+            yield
+        finally:
+            self.thaw_apiserver()
+
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
 
-    def _write_kubeconfig(self) -> None:
+    def write_kubeconfig(self, path: Path | None = None, *, server: str | None = None) -> Path:
+        """An admin kubeconfig for this cluster at ``path`` (default: ``self.kubeconfig``),
+        pointing at ``server`` (default: the API server; e.g. a proxy in front of it)."""
         assert self.pki
-        b64 = lambda name: base64.b64encode(self.pki.file(name).read_bytes()).decode()  # noqa: E731
+        path = path or self.kubeconfig
+        pki = self.pki
+
+        def b64(name: str) -> str:
+            return base64.b64encode(pki.file(name).read_bytes()).decode()
+
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {
                     "name": "local",
-                    "cluster": {"server": self.server, "certificate-authority-data": b64("ca.crt")},
+                    "cluster": {
+                        "server": server or self.server,
+                        "certificate-authority-data": b64("ca.crt"),
+                    },
                 }
             ],
             "users": [
@@ -304,8 +339,9 @@ class LocalCluster(KubectlMixin):
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
             "current-context": "local",
         }
-        self.kubeconfig.write_text(yaml.safe_dump(doc))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return path
 
     def _start_controllers(self) -> None:
         assert self.pki

@@ -2,7 +2,9 @@
 
 Each child runs in its own session (so its whole process group can be signalled)
 and asks the kernel to kill it if its parent dies, so a crashed test run cannot
-leave an etcd or an API server behind.
+leave an etcd or an API server behind. ``freeze()`` stops a child in its tracks
+(SIGSTOP: it keeps its sockets but answers nothing, like a stalled or paused
+machine) until ``thaw()``; ``stop()`` thaws first, so it never waits on a frozen child.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 _PR_SET_PDEATHSIG = 1
+T = TypeVar("T")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -38,6 +43,8 @@ class ManagedProcess:
         self.name, self.argv, self.log = name, argv, log
         self._env, self._cwd = env, cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        #: True between ``freeze()`` and ``thaw()`` (or the end of the process).
+        self.frozen = False
 
     def start(self) -> ManagedProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +59,7 @@ class ManagedProcess:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+        self.frozen = False
         return self
 
     @property
@@ -68,6 +76,7 @@ class ManagedProcess:
         """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``."""
         if self.proc is None:
             return
+        self.thaw()  # a stopped process would hold SIGTERM pending until the timeout
         if self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -83,6 +92,27 @@ class ManagedProcess:
             _signal_group(self.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
+            self.frozen = False
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """SIGSTOP the child's process group; returns once the child is stopped."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running, so it cannot be frozen")
+        _signal_group(self.proc.pid, signal.SIGSTOP)
+        self.frozen = True
+        pid = self.proc.pid
+        wait_until(
+            lambda: _state(pid) in ("T", "Z", None),
+            timeout=timeout,
+            interval=0.01,
+            what=f"{self.name} (pid {pid}) to stop",
+        )
+
+    def thaw(self) -> None:
+        """SIGCONT the child's process group, if ``freeze()`` stopped it."""
+        if self.proc is not None and self.frozen:
+            _signal_group(self.proc.pid, signal.SIGCONT)
+        self.frozen = False
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -96,7 +126,18 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
+def _state(pid: int) -> str | None:
+    """The kernel's one-letter state of ``pid`` (``T``: stopped), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]  # the name in (...) may hold spaces
+
+
+def wait_until(
+    predicate: Callable[[], T], *, timeout: float, interval: float = 0.2, what: str = "condition"
+) -> T:
     """Poll ``predicate`` until it returns a truthy value; ``TimeoutError`` naming ``what``."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
