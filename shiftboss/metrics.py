@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import re
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+class BoundedLabel:
+    """Values of a label that workers choose, kept to a bounded set.
+
+    Every distinct label value is a time series kept for the operator's lifetime, so a
+    worker could otherwise grow its memory (and Prometheus's) without end.  The first
+    ``max_values`` distinct values are kept as they come (sanitised: at most
+    ``max_length`` characters of ``[A-Za-z0-9_.:-]``, others replaced by ``_``); every
+    later one is counted as ``other``.
+    """
+
+    OTHER = "other"
+    _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+    def __init__(self, *, max_values: int = 100, max_length: int = 64) -> None:
+        self.max_values, self.max_length = max_values, max_length
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        clean = self._UNSAFE.sub("_", value[: self.max_length]) or "unknown"
+        if clean in self._seen:
+            return clean
+        if len(self._seen) >= self.max_values:
+            return self.OTHER
+        self._seen.add(clean)
+        return clean
+
+
+#: ``error_type`` of ``ATTEMPTS_FAILED``, as a worker reported it.
+error_type_label = BoundedLabel()
 
 JOBS_CLAIMED = Counter(
     "shiftboss_jobs_claimed_total",
