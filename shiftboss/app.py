@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -14,8 +15,9 @@ from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.events import EventRecorder
 from shiftboss.pools.controller import WORKERPOOLS, PoolController
 from shiftboss.settings import OperatorSettings
-from shiftboss.workerapi import MAX_HEADER_BYTES, WorkerApi
+from shiftboss.workerapi import MAX_HEADER_BYTES, Timings, WorkerApi
 from shiftboss.workers.auth import Authenticator
+from shiftboss.workers.limits import RegistrationLimits
 from shiftboss.workers.registry import WorkerRegistry
 
 log = logging.getLogger("shiftboss")
@@ -33,7 +35,12 @@ class App:
         self.dispatcher = Dispatcher(
             self.store,
             self.events,
-            DispatchSettings(lease_seconds=settings.lease_seconds),
+            DispatchSettings(
+                lease_seconds=settings.lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+                restore_grace_seconds=settings.restore_grace,
+                cancel_grace_seconds=settings.cancel_grace_seconds,
+            ),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
             why_waiting=lambda ns, pool: self.pools.why_waiting(ns, pool),
         )
@@ -46,6 +53,7 @@ class App:
             busy_workers=self.dispatcher.busy_workers,
         )
         self.dispatcher.on_pool_change = self.pool_changed
+        self.tls = self._tls()  # early: a bad certificate stops `shiftboss run` with a message
         self.ready = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -53,15 +61,22 @@ class App:
     def pool_changed(self, namespace: str, pool: str) -> None:
         self.pools.trigger(namespace, pool)
 
+    def worker_disrupted(self, namespace: str, worker_id: str, why: str) -> None:
+        """The worker's pod is being deleted: what it loses now is not the job's fault."""
+        self.dispatcher.worker_disrupted(namespace, worker_id, why)
+
     def worker_gone(self, namespace: str, worker_id: str) -> None:
+        """The worker's pod ended: its leases end, its identity is reviewed afresh."""
         self.dispatcher.worker_gone(namespace, worker_id)
         self.registry.remove(namespace, worker_id)
+        self.auth.forget_pod(namespace, worker_id)
 
     async def start(self) -> None:
         """Rebuild pools and queues from the API server, then serve the worker API.
 
-        In this order, so that a worker re-registering after a restart never hears
-        "unknown pool" from an operator that has not listed its pools yet.
+        Jobs are restored before any pool is reconciled, so that a busy worker never
+        looks idle and is picked for a scale-down; the worker API is served last, so that
+        a worker re-registering after a restart never hears "unknown pool".
         """
         for namespace in self.settings.namespaces or [None]:
             for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
@@ -70,14 +85,31 @@ class App:
         log.info(
             "rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs)
         )
+        self.pools.start()
+        api = WorkerApi(
+            auth=self.auth,
+            registry=self.registry,
+            dispatcher=self.dispatcher,
+            pool_spec=self.pools.spec,
+            timings=Timings(
+                lease_seconds=self.settings.lease_seconds,
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+                cancel_grace_seconds=self.settings.cancel_grace_seconds,
+            ),
+            limits=RegistrationLimits(),
+            on_register=self.pool_changed,
+            is_ready=lambda: self.ready,
+        )
         self._runner = web.AppRunner(
-            WorkerApi(self).routes(),
+            api.routes(),
             access_log=None,
             max_field_size=MAX_HEADER_BYTES,
             max_line_size=MAX_HEADER_BYTES,
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+        await web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=self.tls
+        ).start()
         log.info(
             "worker API on %s:%d (workers use %s)",
             self.settings.host,
@@ -89,6 +121,13 @@ class App:
             asyncio.create_task(self._forget_silent_workers()),
         ]
         self.ready = True
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.settings.tls_cert_file or not self.settings.tls_key_file:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.tls_cert_file, self.settings.tls_key_file)
+        return context
 
     async def _forget_silent_workers(self) -> None:
         while True:

@@ -56,7 +56,15 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     async def pod_event(event: kopf.RawEvent, **_: object) -> None:
         pod = event["object"]
         meta = pod["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
         phase = (pod.get("status") or {}).get("phase")
-        if event["type"] == "DELETED" or phase in ("Succeeded", "Failed"):
-            app.worker_gone(meta["namespace"], meta["name"])
-        app.pool_changed(meta["namespace"], meta["labels"][POOL_LABEL])
+        deleted = event["type"] == "DELETED"
+        finished = phase in ("Succeeded", "Failed")
+        if (deleted or meta.get("deletionTimestamp")) and not finished:
+            # Deleted while it ran (a rollout, a scale-down, an eviction): what its worker
+            # loses now is not the job's fault.  A worker that crashed on its own is
+            # finished before anyone deletes its pod.
+            app.worker_disrupted(namespace, name, f"worker pod {name} was deleted")
+        if deleted or finished:
+            app.worker_gone(namespace, name)
+        app.pool_changed(namespace, meta["labels"][POOL_LABEL])

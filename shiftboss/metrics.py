@@ -77,3 +77,9 @@ CLAIM_LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+TIMER_WRITE_FAILURES = Counter(
+    "shiftboss_timer_write_failures_total",
+    "Time-driven writes (lease expiry, timeout, retry, Queued, TTL) that failed and will be "
+    "tried again.",
+    registry=REGISTRY,
+)

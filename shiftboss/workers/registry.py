@@ -1,4 +1,9 @@
-"""Registered workers, kept in memory: workers re-register when the operator restarts."""
+"""Registered workers, kept in memory: workers register again when the operator restarts.
+
+A worker id belongs to the identity that registered it (``WorkerIdentity.owner``) until
+the worker is forgotten: another identity's registration of the same id is refused,
+except a pod registering its own name, which always wins (a pod's name is its own).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,17 @@ import time
 from dataclasses import dataclass, field
 
 from worker_runtime.protocol import RegisterRequest, SkillSpec
+
+#: Owners of pod-bound identities start with this (see ``WorkerIdentity.owner``).
+POD_OWNER_PREFIX = "pod:"
+
+
+class WorkerIdTaken(Exception):
+    """409: the worker id is registered by another identity."""
+
+
+class WorkerLimitReached(Exception):
+    """409: a pool or an identity has as many workers as it may."""
 
 
 @dataclass
@@ -15,10 +31,16 @@ class WorkerInfo:
     worker_id: str
     skills: dict[str, SkillSpec]
     capacity: int
+    owner: str = ""
     version: str = ""
     runtime: str = ""
     last_seen: float = field(default_factory=time.monotonic)
     draining: bool = False
+    #: The request id of the worker's last answered claim and the attempts it got, so
+    #: that a retry of that claim (its answer lost) gets the same ones again.
+    last_claim: tuple[str, list[str]] | None = None
+    #: Bumped by every claim: a newer claim of the same worker supersedes an older one.
+    claim_seq: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -30,21 +52,60 @@ class WorkerInfo:
 
 
 class WorkerRegistry:
-    def __init__(self, *, forget_after_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        forget_after_seconds: float,
+        max_workers_per_pool: int = 512,
+        max_workers_per_owner: int = 256,
+    ) -> None:
         self.forget_after_seconds = forget_after_seconds
+        self.max_workers_per_pool = max_workers_per_pool
+        self.max_workers_per_owner = max_workers_per_owner
         self._workers: dict[tuple[str, str], WorkerInfo] = {}
 
-    def register(self, namespace: str, request: RegisterRequest) -> WorkerInfo:
+    def register(self, namespace: str, request: RegisterRequest, owner: str) -> WorkerInfo:
+        """Add or replace the worker; ``WorkerIdTaken`` / ``WorkerLimitReached`` refuse it."""
+        key = (namespace, request.worker_id)
+        existing = self._workers.get(key)
+        if (
+            existing is not None
+            and existing.owner != owner
+            and not owner.startswith(POD_OWNER_PREFIX)
+        ):
+            raise WorkerIdTaken(
+                f"worker id {request.worker_id!r} is registered by another identity; give "
+                "this worker its own id (SHIFTBOSS_WORKER_ID)"
+            )
+        if existing is None or existing.pool != request.pool:
+            in_pool = sum(
+                1 for w in self._workers.values() if w.pool_key == (namespace, request.pool)
+            )
+            if in_pool >= self.max_workers_per_pool:
+                raise WorkerLimitReached(
+                    f"pool {request.pool!r} already has {in_pool} registered workers, the most "
+                    "one pool may have; idle workers are forgotten after a few missed heartbeats"
+                )
+        if existing is None and not owner.startswith(POD_OWNER_PREFIX):
+            owned = sum(1 for w in self._workers.values() if w.owner == owner)
+            if owned >= self.max_workers_per_owner:
+                raise WorkerLimitReached(
+                    f"this service account already has {owned} registered worker ids, the "
+                    "most one may have; reuse worker ids (SHIFTBOSS_WORKER_ID) across restarts"
+                )
         info = WorkerInfo(
             namespace=namespace,
             pool=request.pool,
             worker_id=request.worker_id,
             skills={s.name: s for s in request.skills},
             capacity=request.capacity,
+            owner=owner,
             version=request.version,
             runtime=request.runtime,
         )
-        self._workers[info.key] = info
+        if existing is not None and existing.owner == owner:
+            info.last_claim, info.claim_seq = existing.last_claim, existing.claim_seq
+        self._workers[key] = info
         return info
 
     def get(self, namespace: str, worker_id: str) -> WorkerInfo | None:
@@ -55,16 +116,6 @@ class WorkerRegistry:
 
     def remove(self, namespace: str, worker_id: str) -> None:
         self._workers.pop((namespace, worker_id), None)
-
-    def in_pool(self, namespace: str, pool: str) -> list[WorkerInfo]:
-        return [w for w in self._workers.values() if w.pool_key == (namespace, pool)]
-
-    def skill(self, namespace: str, pool: str, name: str) -> SkillSpec | None:
-        """The skill as registered by the most recent worker of the pool that offers it."""
-        for worker in sorted(self.in_pool(namespace, pool), key=lambda w: -w.last_seen):
-            if name in worker.skills:
-                return worker.skills[name]
-        return None
 
     def forget_silent(self) -> list[WorkerInfo]:
         """Drop workers that stopped heartbeating long ago; returns them."""

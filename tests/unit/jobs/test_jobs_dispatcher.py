@@ -28,7 +28,6 @@ from fake_store import (
 
 from shiftboss.api.common import format_timestamp
 from shiftboss.jobs.dispatcher import (
-    TTL_RETRY_SECONDS,
     AttemptNotCurrent,
     Dispatcher,
     DispatchSettings,
@@ -69,8 +68,26 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+class FakeMonotonic:
+    """The dispatcher's lease and timer clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-async def make_dispatcher(store, events, clock):
+def mono() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+@pytest.fixture
+async def make_dispatcher(store, events, clock, mono):
     made: list[Dispatcher] = []
 
     def make(*, settings: dict[str, Any] | None = None, **hooks: Any) -> Dispatcher:
@@ -80,6 +97,7 @@ async def make_dispatcher(store, events, clock):
             events,  # type: ignore[arg-type]
             DispatchSettings(**(settings or {})),
             clock=clock,
+            monotonic=mono,
             rng=random.Random(0),
             **hooks,
         )
@@ -130,7 +148,7 @@ async def settle(dispatcher: Dispatcher) -> list[BaseException]:
     errors: list[BaseException] = []
     for _ in range(50):
         await asyncio.sleep(0)
-        tasks = list(dispatcher._background)
+        tasks = list(dispatcher.background)
         if not tasks:
             break
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -140,8 +158,13 @@ async def settle(dispatcher: Dispatcher) -> list[BaseException]:
 
 async def tick(dispatcher: Dispatcher) -> None:
     """One round of the timers, and everything it started."""
-    await dispatcher.tick()
+    dispatcher.tick()
     assert await settle(dispatcher) == []
+
+
+async def ticking(dispatcher: Dispatcher) -> None:
+    """One round of the timers as a coroutine, to race something else."""
+    dispatcher.tick()
 
 
 async def claim_one(dispatcher: Dispatcher, info: WorkerInfo) -> Assignment:
@@ -151,8 +174,15 @@ async def claim_one(dispatcher: Dispatcher, info: WorkerInfo) -> Assignment:
 
 
 def expire(dispatcher: Dispatcher, key: str) -> None:
-    """Make the lease of attempt ``key`` run out (leases use time.monotonic())."""
-    dispatcher.leases[key].expires = time.monotonic() - 1
+    """Make the lease of attempt ``key`` run out."""
+    dispatcher.leases[key].expires = dispatcher.book.monotonic() - 1
+
+
+def end_grace(dispatcher: Dispatcher, key: str) -> None:
+    """Make the grace of a stopping attempt ``key`` run out: it is fenced at the next tick."""
+    stop = dispatcher.leases[key].stop
+    assert stop is not None, "the attempt was not told to stop"
+    stop.fence_at = dispatcher.book.monotonic() - 1
 
 
 def ts(value: datetime) -> str:
@@ -174,6 +204,7 @@ def running_status(attempt: int, worker_id: str, started: datetime) -> dict:
     return {
         "phase": "Running",
         "attempt": attempt,
+        "countedAttempts": attempt - 1,
         "worker": worker_id,
         "startTime": ts(at(0)),
         "attemptStartTime": ts(started),
@@ -368,7 +399,7 @@ async def test_the_claim_is_written_before_the_assignment_is_returned(store, dis
             lease_seconds=15.0,
         )
     ]
-    assert dispatcher.lease_holder("uid-a.1") == "w1"
+    assert dispatcher.lease_holder(NAMESPACE, "uid-a.1") == "w1"
 
 
 async def test_two_concurrent_claims_never_get_the_same_job(store, dispatcher):
@@ -381,7 +412,7 @@ async def test_two_concurrent_claims_never_get_the_same_job(store, dispatcher):
     handed = [a for got in results for a in got]
     assert [a.job.name for a in handed] == ["only"]
     assert store.status_writes == 1
-    assert store.status("only")["worker"] == dispatcher.lease_holder("uid-only.1")
+    assert store.status("only")["worker"] == dispatcher.lease_holder(NAMESPACE, "uid-only.1")
 
 
 async def test_many_concurrent_claims_hand_out_each_job_once(store, dispatcher):
@@ -396,7 +427,9 @@ async def test_many_concurrent_claims_hand_out_each_job_once(store, dispatcher):
     for got in results:
         for a in got:
             assert a.attempt == 1
-            assert store.status(a.job.name)["worker"] == dispatcher.lease_holder(a.attempt_id)
+            assert store.status(a.job.name)["worker"] == dispatcher.lease_holder(
+                NAMESPACE, a.attempt_id
+            )
     assert dispatcher.queued_count(NAMESPACE, POOL) == 0
 
 
@@ -481,9 +514,9 @@ async def test_params_breaking_the_schema_fail_the_job_and_the_next_valid_job_is
         assert status["error"]["retryable"] is False
         assert status["attempt"] == 0
         assert store.phases_written(name) == ["Failed"]
-        assert "uid-" + name not in {lease.uid for lease in dispatcher.leases.values()}
+        assert "uid-" + name not in {lease.uid for lease in list(dispatcher.leases)}
     assert "spec.params.n" in store.status("bad-type")["error"]["message"]
-    assert "'n' is a required property" in store.status("bad-missing")["error"]["message"]
+    assert '"n" is a required property' in store.status("bad-missing")["error"]["message"]
     assert sorted(e["name"] for e in events.recorded if e["reason"] == "InvalidParams") == [
         "bad-missing",
         "bad-type",
@@ -566,8 +599,9 @@ async def test_complete_by_another_worker_is_not_current(store, dispatcher):
 
     with pytest.raises(AttemptNotCurrent):
         await dispatcher.complete(w2, a.attempt_id, "stolen")
-    with pytest.raises(AttemptNotCurrent):
+    with pytest.raises(UnknownAttempt) as refused:  # nothing named outside its namespace
         await dispatcher.complete(worker("w1", namespace="elsewhere"), a.attempt_id, "x")
+    assert str(refused.value) == "no job in namespace elsewhere has attempt 'uid-a.1'"
 
     assert store.phase("a") == "Running"
     await dispatcher.complete(w1, a.attempt_id, "mine")
@@ -585,7 +619,7 @@ async def test_malformed_or_unknown_attempt_ids_are_unknown(store, dispatcher, k
     with pytest.raises(UnknownAttempt):
         await dispatcher.fail(w, key, FailReport(error_type="E"))
     with pytest.raises(UnknownAttempt):
-        dispatcher.lease_holder(key)
+        dispatcher.lease_holder(NAMESPACE, key)
 
     assert store.phase("a") == "Running"
 
@@ -780,11 +814,53 @@ async def test_an_attempt_past_its_timeout_is_timed_out(store, dispatcher, clock
 
     clock.advance(1)
     await tick(dispatcher)
+    # The worker is told to stop first, with a grace; the attempt is still its own.
+    assert store.phase("a") == "Running"
+    assert commands(dispatcher, w, a.attempt_id) == [("cancel", a.attempt_id)]
+
+    end_grace(dispatcher, a.attempt_id)  # it never reported: fenced
+    await tick(dispatcher)
 
     status = store.status("a")
     assert status["phase"] == "Retrying"
     assert status["attempts"][-1]["outcome"] == "TimedOut"
     assert commands(dispatcher, w, a.attempt_id) == [("abandon", a.attempt_id)]
+
+
+@pytest.mark.parametrize("report", ["fail", "release"])
+async def test_a_timed_out_attempt_that_stops_in_its_grace_is_recorded_as_timed_out(
+    store, dispatcher, clock, report
+):
+    submit(store, dispatcher, "a", timeoutSeconds=10)
+    w = worker()
+    a = await claim_one(dispatcher, w)
+    clock.advance(10)
+    await tick(dispatcher)
+    assert commands(dispatcher, w, a.attempt_id) == [("cancel", a.attempt_id)]
+
+    if report == "fail":  # the runtime reports what it saw: a cancellation
+        stopped = FailReport(error_type="Cancelled", message="stopped", retryable=False)
+        await dispatcher.fail(w, a.attempt_id, stopped)
+    else:
+        await dispatcher.release(w, a.attempt_id, "shutting down")
+
+    status = store.status("a")
+    assert status["phase"] == "Retrying"  # the operator's reason, not the worker's words
+    assert (status["attempts"][-1]["outcome"], status["countedAttempts"]) == ("TimedOut", 1)
+
+
+async def test_a_completion_in_the_grace_of_a_timeout_wins(store, dispatcher, clock):
+    submit(store, dispatcher, "a", timeoutSeconds=10)
+    w = worker()
+    a = await claim_one(dispatcher, w)
+    clock.advance(11)
+    await tick(dispatcher)
+    assert dispatcher.leases[a.attempt_id].stop is not None
+
+    await dispatcher.complete(w, a.attempt_id, {"done": True})
+
+    assert store.phase("a") == "Succeeded"
+    assert store.status("a")["result"] == {"done": True}
 
 
 @pytest.mark.parametrize("max_attempts", [1, 3])
@@ -805,9 +881,11 @@ async def test_a_complete_racing_a_lease_expiry_has_exactly_one_outcome(
         return "completed"
 
     if complete_first:
-        reply, _ = await asyncio.gather(complete(), dispatcher.tick())
+        reply, _ = await asyncio.gather(complete(), ticking(dispatcher))
     else:
-        _, reply = await asyncio.gather(dispatcher.tick(), complete())
+        dispatcher.tick()
+        await asyncio.sleep(0)  # the expiry's write takes the job's lock
+        reply = await complete()
     assert await settle(dispatcher) == []
     await tick(dispatcher)
 
@@ -833,7 +911,7 @@ async def test_a_late_lease_expiry_never_ends_a_newer_attempt(store, dispatcher,
     submit(store, dispatcher, "a")
     a = await claim_one(dispatcher, worker("w1"))
     expire(dispatcher, a.attempt_id)
-    await dispatcher.tick()  # the expiry of attempt 1 is spawned, not yet run
+    dispatcher.tick()  # the expiry of attempt 1 is spawned, not yet run
 
     # Meanwhile the watch shows attempt 2 running on w2 (written by another operator).
     def second_attempt(obj: dict) -> None:
@@ -844,7 +922,7 @@ async def test_a_late_lease_expiry_never_ends_a_newer_attempt(store, dispatcher,
 
     status = store.status("a")
     assert (status["phase"], status["attempt"], status["worker"]) == ("Running", 2, "w2")
-    assert dispatcher.lease_holder("uid-a.2") == "w2"
+    assert dispatcher.lease_holder(NAMESPACE, "uid-a.2") == "w2"
 
 
 async def test_heartbeat_renews_the_leases_it_names(store, dispatcher):
@@ -857,7 +935,7 @@ async def test_heartbeat_renews_the_leases_it_names(store, dispatcher):
 
     assert commands(dispatcher, w, a.attempt_id) == []
 
-    assert dispatcher.leases[a.attempt_id].expires > time.monotonic() + 14
+    assert dispatcher.leases[a.attempt_id].expires > dispatcher.book.monotonic() + 14
     await tick(dispatcher)
     assert store.phase("a") == "Running"
     assert store.status("b")["attempts"][-1]["outcome"] == "LeaseExpired"  # not named
@@ -878,19 +956,37 @@ async def test_heartbeat_answers_unknown_attempts_with_abandon(store, dispatcher
     assert store.phase("a") == "Retrying"
 
 
-async def test_heartbeat_sends_cancel_for_a_cancelled_jobs_attempt(store, dispatcher, events):
+@pytest.mark.parametrize("stops", ["in-its-grace", "never"])
+async def test_a_cancelled_running_attempt_is_told_to_stop_then_fenced(
+    store, dispatcher, events, stops
+):
     submit(store, dispatcher, "a")
     w = worker()
     a = await claim_one(dispatcher, w)
-    cancelled = store.modify("a", lambda o: o["spec"].update(cancel=True))
-    dispatcher.observe(cancelled)
+    dispatcher.observe(store.modify("a", lambda o: o["spec"].update(cancel=True)))
+    await tick(dispatcher)
 
-    assert commands(dispatcher, w, a.attempt_id) == [("cancel", a.attempt_id)]
+    # Not ended at once: the worker hears "cancel" with a grace, the lease is still its own.
+    [command] = dispatcher.heartbeat(w, [a.attempt_id], False)
+    assert (command.type, command.attempt_id, command.grace_seconds) == (
+        "cancel",
+        a.attempt_id,
+        5.0,
+    )
+    assert "cancelled" in command.reason
+    assert store.phase("a") == "Running"
 
-    assert await settle(dispatcher) == []
+    if stops == "in-its-grace":
+        stopped = FailReport(error_type="Cancelled", message="stopped", retryable=False)
+        await dispatcher.fail(w, a.attempt_id, stopped)
+    else:
+        end_grace(dispatcher, a.attempt_id)
+        await tick(dispatcher)
+
     status = store.status("a")
     assert status["phase"] == "Cancelled"
     assert status["attempts"][-1]["outcome"] == "Cancelled"
+    assert store.phases_written("a") == ["Running", "Cancelled"]
     assert events.reasons("a") == ["Cancelled"]
     # Once the cancellation is written the attempt is simply over.
     assert commands(dispatcher, w, a.attempt_id) == [("abandon", a.attempt_id)]
@@ -948,8 +1044,8 @@ async def test_a_cancel_before_the_claim_is_never_handed_out(store, dispatcher):
     submit(store, dispatcher, "a")
     store.modify("a", lambda o: o["spec"].update(cancel=True))  # not yet seen by the watch
 
-    assert await dispatcher.claim(worker(), 1, 0) == []
-    assert await settle(dispatcher) == []
+    assert await dispatcher.claim(worker(), 1, 0) == []  # the claim's write met a 409
+    await tick(dispatcher)
 
     assert store.phase("a") == "Cancelled"
     assert store.phases_written("a") == ["Cancelled"]
@@ -962,42 +1058,32 @@ async def test_a_queued_job_cancelled_by_the_watch_is_dropped(store, dispatcher)
     dispatcher.observe(store.modify("a", lambda o: o["spec"].update(cancel=True)))
 
     assert await dispatcher.claim(worker(), 1, 0) == []
-    assert await settle(dispatcher) == []
+    await tick(dispatcher)
     assert store.phase("a") == "Cancelled"
     assert dispatcher.queued_count(NAMESPACE, POOL) == 0
 
 
-async def test_a_cancelled_running_job_refuses_the_complete(store, dispatcher):
-    submit(store, dispatcher, "a")
-    w = worker()
-    a = await claim_one(dispatcher, w)
-    dispatcher.observe(store.modify("a", lambda o: o["spec"].update(cancel=True)))
-    assert await settle(dispatcher) == []
-
-    with pytest.raises(AttemptNotCurrent):
-        await dispatcher.complete(w, a.attempt_id, "done anyway")
-
-    assert store.phase("a") == "Cancelled"
-    assert "result" not in store.status("a")
-
-
-@pytest.mark.parametrize("seen_by", ["reread-after-409", "watch"])
-async def test_a_cancel_just_before_a_complete_is_never_overridden(store, dispatcher, seen_by):
+@pytest.mark.parametrize("seen_by", ["reread-after-409", "watch", "timers"])
+async def test_a_complete_racing_a_cancel_wins(store, dispatcher, seen_by):
+    """Finished work is never thrown away: a completion that reaches the operator before
+    the cancellation is written (fenced) wins."""
     submit(store, dispatcher, "a")
     w = worker()
     a = await claim_one(dispatcher, w)
 
     cancelled = store.modify("a", lambda o: o["spec"].update(cancel=True))
-    if seen_by == "watch":
+    if seen_by in ("watch", "timers"):
         dispatcher.observe(cancelled)
-    with contextlib.suppress(AttemptNotCurrent):  # refusing it is fine too
-        await dispatcher.complete(w, a.attempt_id, {"done": True})
-    assert await settle(dispatcher) == []
+    if seen_by == "timers":
+        await tick(dispatcher)
+        assert dispatcher.leases[a.attempt_id].stop is not None
+    await dispatcher.complete(w, a.attempt_id, {"done": True})
+    await tick(dispatcher)
 
     if seen_by == "reread-after-409":
         assert store.reads >= 1
-    assert "Succeeded" not in store.phases_written("a")
-    assert store.phase("a") == "Cancelled"
+    assert store.phases_written("a") == ["Running", "Succeeded"]
+    assert store.status("a")["result"] == {"done": True}
 
 
 # -- another writer: deleted, restarted, stale --------------------------------------------
@@ -1070,7 +1156,7 @@ async def test_observe_deleted_forgets_the_job(store, dispatcher):
     dispatcher.observe(store.remove("queued"), deleted=True)
 
     assert dispatcher.jobs == {}
-    assert dispatcher.leases == {}
+    assert len(dispatcher.leases) == 0
     assert dispatcher.queued_count(NAMESPACE, POOL) == 0
     assert dispatcher.running_count(NAMESPACE, POOL) == 0
     assert await dispatcher.claim(w, 5, 0) == []
@@ -1095,8 +1181,8 @@ async def test_a_running_job_observed_after_a_restart_gets_a_lease(store, dispat
         "w1",
         NAMESPACE,
     )
-    assert lease.expires > time.monotonic() + 14
-    assert dispatcher.lease_holder(key) == "w1"
+    assert lease.expires > dispatcher.book.monotonic() + 14
+    assert dispatcher.lease_holder(NAMESPACE, key) == "w1"
     assert dispatcher.queued_count(NAMESPACE, POOL) == 0
     assert await dispatcher.claim(w2, 1, 0) == []
     assert commands(dispatcher, w1, key) == []
@@ -1186,7 +1272,7 @@ async def test_a_job_waiting_past_the_delay_is_written_queued_once(store, dispat
     assert store.status_writes == 0  # not waited long enough
 
     # It has been waiting for longer than queued_write_delay_seconds (2 s).
-    dispatcher._waiting_since["uid-a"] = time.monotonic() - 2.5
+    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
     await tick(dispatcher)
     await tick(dispatcher)
     await tick(dispatcher)
@@ -1217,7 +1303,7 @@ async def test_a_job_claimed_before_the_delay_costs_exactly_two_writes(store, di
 async def test_the_queued_message_says_why_the_job_waits(store, make_dispatcher):
     dispatcher = make_dispatcher(why_waiting=lambda ns, pool: f"pool {ns}/{pool} is paused")
     submit(store, dispatcher, "a")
-    dispatcher._waiting_since["uid-a"] = time.monotonic() - 2.5
+    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
 
     await tick(dispatcher)
 
@@ -1230,13 +1316,13 @@ async def test_a_claim_racing_the_queued_write_still_costs_no_queued_write(
     store, dispatcher, claim_first
 ):
     submit(store, dispatcher, "a")
-    dispatcher._waiting_since["uid-a"] = time.monotonic() - 2.5
+    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
     w = worker()
 
     if claim_first:
-        got, _ = await asyncio.gather(dispatcher.claim(w, 1, 0), dispatcher.tick())
+        got, _ = await asyncio.gather(dispatcher.claim(w, 1, 0), ticking(dispatcher))
     else:
-        _, got = await asyncio.gather(dispatcher.tick(), dispatcher.claim(w, 1, 0))
+        _, got = await asyncio.gather(ticking(dispatcher), dispatcher.claim(w, 1, 0))
     assert await settle(dispatcher) == []
 
     assert [a.job.name for a in got] == ["a"]
@@ -1300,18 +1386,21 @@ async def test_a_job_finished_before_a_restart_is_deleted_when_its_ttl_is_past(
     assert store.deleted == ["old"]
 
 
-async def test_a_failed_ttl_deletion_is_retried(store, dispatcher, clock):
+async def test_a_failed_ttl_deletion_is_retried(store, dispatcher, mono):
     submit(store, dispatcher, "a", ttlSecondsAfterFinished=0)
     w = worker()
     a = await claim_one(dispatcher, w)
     await dispatcher.complete(w, a.attempt_id, "ok")
     store.delete_errors.append(RuntimeError("API server unavailable"))
 
-    await dispatcher.tick()
+    dispatcher.tick()
     assert await settle(dispatcher) == []  # logged, not left as an unretrieved task error
     assert store.deleted == []
-    clock.advance(TTL_RETRY_SECONDS)
-    await dispatcher.tick()
+    dispatcher.tick()
+    assert await settle(dispatcher) == []
+    assert store.deleted == []  # not before its backoff
+    mono.advance(1.0)  # write_retry_initial_seconds
+    dispatcher.tick()
     await settle(dispatcher)
 
     assert store.deleted == ["a"]

@@ -1,0 +1,156 @@
+"""Claims: a worker's long poll for attempts, and how a lost answer is replayed.
+
+A claim is written to the Job before the worker hears of it.  If the answer is lost on
+the wire, the worker retries with the same ``request_id`` and gets the same
+assignments again (those still current); if it never comes back for them, its next
+heartbeat carries them as ``assign`` (see ``reports.Reports.heartbeat``).  Either way
+a lost answer never costs an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from shiftboss import metrics
+from shiftboss.api.job import JobPhase
+from shiftboss.jobs import machine
+from shiftboss.jobs.book import JobBook
+from shiftboss.jobs.params import ParamsValidator
+from shiftboss.jobs.settings import DispatchSettings
+from shiftboss.jobs.store import JobGone
+from shiftboss.jobs.tracked import TrackedJob
+from shiftboss.jobs.transitions import Transitions
+from shiftboss.workers.registry import WorkerInfo
+from worker_runtime.protocol import Assignment, attempt_id
+
+log = logging.getLogger("shiftboss.dispatcher")
+
+
+class Claims:
+    def __init__(
+        self,
+        book: JobBook,
+        transitions: Transitions,
+        settings: DispatchSettings,
+        *,
+        is_paused: Callable[[str, str], bool],
+    ) -> None:
+        self.book, self.transitions, self.settings = book, transitions, settings
+        self.is_paused = is_paused
+        self.params = ParamsValidator()
+        #: Set when the operator stops: long polls answer at once, empty.
+        self.closing = False
+
+    async def claim(
+        self,
+        worker: WorkerInfo,
+        max_attempts: int,
+        wait_seconds: float,
+        request_id: str | None = None,
+    ) -> list[Assignment]:
+        """Hand out up to ``max_attempts`` jobs, waiting up to ``wait_seconds`` for one."""
+        if request_id is not None and worker.last_claim and worker.last_claim[0] == request_id:
+            replayed = [a for key in worker.last_claim[1] if (a := self.held(worker, key))]
+            if replayed:
+                return replayed
+        worker.claim_seq += 1
+        seq = worker.claim_seq
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            # Listen before looking: a job queued while we look wakes the wait below.
+            queued = self.book.wakeup(worker.pool_key)
+            assignments: list[Assignment] = []
+            while len(assignments) < max_attempts and self._may_claim(worker, seq):
+                try:
+                    assignment = await self._claim_one(worker)
+                except Exception:
+                    if not assignments:
+                        raise
+                    # Those already written are the worker's: hand them over, not lose them.
+                    log.warning("claim for %s/%s stopped early", *worker.key, exc_info=True)
+                    break
+                if assignment is None:
+                    break
+                assignments.append(assignment)
+            if assignments:
+                if request_id is not None:
+                    worker.last_claim = (request_id, [a.attempt_id for a in assignments])
+                return assignments
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._may_claim(worker, seq):
+                return []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queued.wait(), remaining)
+
+    def _may_claim(self, worker: WorkerInfo, seq: int) -> bool:
+        # A newer claim of the same worker supersedes this one (its client gave up on it).
+        return not (self.closing or worker.draining or worker.claim_seq != seq)
+
+    async def _claim_one(self, worker: WorkerInfo) -> Assignment | None:
+        if self.is_paused(*worker.pool_key):
+            return None
+        queue = self.book.queues[worker.pool_key]
+        for uid in queue.ordered():
+            job = self.book.jobs.get(uid)
+            if job is None or job.spec.skill not in worker.skills:
+                continue
+            queue.discard(uid)  # reserved: no other claim can take it while we write
+            try:
+                claimed = await self.transitions.decide(uid, self._decision(worker))
+            except JobGone:
+                continue
+            except BaseException:
+                # Not claimed after all (the API server failed us): put it back where it belongs.
+                if (current := self.book.jobs.get(uid)) is not None:
+                    self.book.track(current)
+                raise
+            if claimed is not None and claimed.phase == JobPhase.RUNNING:
+                return self.assignment(claimed)
+        return None
+
+    def _decision(
+        self, worker: WorkerInfo
+    ) -> Callable[[TrackedJob, datetime], machine.Event | None]:
+        def decide(job: TrackedJob, now: datetime) -> machine.Event | None:
+            if job.spec.cancel or not machine.claimable(job.status, now):
+                return None
+            schema = worker.skills[job.spec.skill].input_schema
+            problem = self.params.check(schema, job.spec.params)
+            if problem:
+                return machine.ParamsRejected(problem, now)
+            return machine.Claimed(worker.worker_id, now)
+
+        return decide
+
+    def held(self, worker: WorkerInfo, key: str) -> Assignment | None:
+        """The assignment of attempt ``key`` if ``worker`` holds its lease and it may run."""
+        lease = self.book.leases.get(key)
+        if lease is None or lease.worker_key != worker.key or lease.stop is not None:
+            return None
+        job = self.book.jobs.get(lease.uid)
+        if job is None or job.phase != JobPhase.RUNNING or job.attempt != lease.attempt:
+            return None
+        return self.assignment(job, count=False)
+
+    def assignment(self, job: TrackedJob, *, count: bool = True) -> Assignment:
+        status = job.status
+        assert status is not None and status.attempt_start_time is not None
+        if count:
+            if status.attempt == 1:
+                latency = (status.attempt_start_time - job.created).total_seconds()
+                metrics.CLAIM_LATENCY.observe(latency)
+            metrics.JOBS_CLAIMED.labels(*job.pool_key).inc()
+        return Assignment(
+            attempt_id=attempt_id(job.uid, status.attempt),
+            job=job.ref,
+            attempt=status.attempt,
+            skill=job.spec.skill,
+            params=job.spec.params,
+            deadline=machine.attempt_deadline(job.spec, status),
+            lease_seconds=self.settings.lease_seconds,
+        )

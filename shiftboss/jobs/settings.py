@@ -1,0 +1,48 @@
+"""The dispatcher's settings: every field says its unit and why its default was chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    #: A running attempt's lease lasts this long after each heartbeat (seconds).
+    lease_seconds: float = 15.0
+    #: How often workers heartbeat (seconds): the operator fences a stopping attempt no
+    #: sooner than one heartbeat after it decided, so the worker hears of it first.
+    heartbeat_seconds: float = 5.0
+    #: Restored attempts (after a restart or a hand-over) keep their lease this long, so
+    #: that their workers can reconnect before any can expire.  None: twice the lease.
+    restore_grace_seconds: float | None = None
+    #: A cancelled or timed-out skill gets this long to stop before it is cancelled.
+    cancel_grace_seconds: float = 5.0
+    #: A waiting job's phase is written as Queued only if no worker took it within this time,
+    #: so a job on a warm pool costs no Queued write.
+    queued_write_delay_seconds: float = 2.0
+    #: How often leases, timeouts, retries and TTLs are checked (seconds).
+    tick_seconds: float = 0.25
+    #: A tick this much later than planned means the event loop stalled (or the process was
+    #: stopped): every lease is extended by the stall, since no heartbeat could be heard.
+    stall_threshold_seconds: float = 1.0
+    #: Every tracked job's timers are re-derived from its status this often (seconds), so
+    #: nothing depends on one in-memory entry surviving.
+    resync_seconds: float = 30.0
+    #: A failed timer-driven write is retried after this long, doubling up to the maximum.
+    write_retry_initial_seconds: float = 1.0
+    write_retry_max_seconds: float = 30.0
+    #: At most one progress write per job per this many seconds.
+    progress_write_interval_seconds: float = 5.0
+    #: A lease a heartbeat does not list is re-sent to its worker (``assign``) once it is
+    #: this old: younger ones are most likely in a claim answer still on its way.
+    assign_after_seconds: float = 2.0
+
+    @property
+    def restore_grace(self) -> float:
+        return self.restore_grace_seconds or 2 * self.lease_seconds
+
+    @property
+    def fence_allowance(self) -> float:
+        """From deciding to stop an attempt to fencing it: the worker hears of it at its
+        next heartbeat, gets the grace, and needs a moment to report."""
+        return self.heartbeat_seconds + self.cancel_grace_seconds + 2.0

@@ -1,0 +1,160 @@
+"""Applying the state machine: decide on the freshest copy, write, re-decide on conflict.
+
+Every change of a Job's status goes through ``Transitions.decide``: under the job's
+lock, a decision function looks at the job as last seen and returns an event (or None);
+the new status is written with the resourceVersion it was decided on; if the Job
+changed meanwhile (409) it is read again and the decision taken again.  Only after the
+write landed do queues, leases, Events and metrics follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+from shiftboss import metrics
+from shiftboss.api.job import JobPhase, is_terminal
+from shiftboss.jobs import machine
+from shiftboss.jobs.book import JobBook
+from shiftboss.jobs.errors import JobBusy
+from shiftboss.jobs.leases import Lease
+from shiftboss.jobs.settings import DispatchSettings
+from shiftboss.jobs.store import JobGone, JobStore, StaleJob
+from shiftboss.jobs.tracked import TrackedJob
+from shiftboss.kube.events import EventRecorder
+from worker_runtime.protocol import attempt_id
+
+log = logging.getLogger("shiftboss.dispatcher")
+
+#: Looks at a job as last seen (and the time) and says what happens to it, if anything.
+Decision = Callable[[TrackedJob, datetime], machine.Event | None]
+#: How many times a decision is re-taken after a conflict before giving up for now.
+MAX_CONFLICTS = 5
+
+
+class Transitions:
+    def __init__(
+        self,
+        book: JobBook,
+        store: JobStore,
+        events: EventRecorder,
+        settings: DispatchSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.book, self.store, self.events = book, store, events
+        self.settings, self.clock = settings, clock
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self._locks[uid]
+
+    def locked(self, uid: str) -> bool:
+        lock = self._locks.get(uid)
+        return lock is not None and lock.locked()
+
+    def drop_lock(self, uid: str) -> None:
+        lock = self._locks.get(uid)
+        if lock is not None and not lock.locked():
+            del self._locks[uid]
+
+    async def decide(self, uid: str, decision: Decision) -> TrackedJob | None:
+        """Take ``decision`` on the job and write its event; the job as written, or None
+        when the decision was to do nothing.  ``JobGone`` if the job was deleted,
+        ``JobBusy`` if it kept changing; other API errors propagate (nothing written)."""
+        async with self._locks[uid]:
+            for _ in range(MAX_CONFLICTS):
+                job = self.book.jobs.get(uid)
+                if job is None:
+                    raise JobGone(f"job {uid} is no longer tracked")
+                event = decision(job, self.clock())
+                if event is None:
+                    return None
+                try:
+                    return await self.apply(job, event)
+                except StaleJob:
+                    await self.reread(job)
+        raise JobBusy("the job kept changing while the operator decided; try again")
+
+    async def apply(self, job: TrackedJob, event: machine.Event) -> TrackedJob:
+        """Persist one transition, then update the book, Events and metrics from it."""
+        status = machine.transition(job.spec, job.status, event)
+        try:
+            updated = await self.store.write_status(job, status)
+        except JobGone:
+            self.forget(job.uid)
+            raise
+        metrics.STATUS_WRITES.labels(type(event).__name__).inc()
+        self.book.unwritten.pop(job.uid, None)
+        if isinstance(event, machine.Claimed):
+            now = self.book.monotonic()
+            self.book.leases.add(
+                Lease(
+                    key=attempt_id(job.uid, status.attempt),
+                    uid=job.uid,
+                    attempt=status.attempt,
+                    namespace=job.namespace,
+                    pool=job.spec.pool,
+                    worker_id=event.worker,
+                    expires=now + self.settings.lease_seconds,
+                    deadline=machine.attempt_deadline(job.spec, status),
+                    granted=now,
+                )
+            )
+        self.book.track(updated)
+        self._notice(updated, event)
+        return updated
+
+    async def reread(self, job: TrackedJob) -> None:
+        metrics.WRITE_CONFLICTS.inc()
+        try:
+            fresh = await self.store.read(job.namespace, job.name)
+        except JobGone:
+            self.forget(job.uid)
+            raise
+        if fresh.uid != job.uid:  # deleted and created again under the same name
+            self.forget(job.uid)
+            raise JobGone(f"job {job.namespace}/{job.name} was replaced")
+        self.book.track(fresh)
+
+    def forget(self, uid: str) -> None:
+        self.book.forget(uid)
+        self.drop_lock(uid)
+
+    def _notice(self, job: TrackedJob, event: machine.Event) -> None:
+        """Kubernetes Events and metrics for what a person must notice (not successes)."""
+        status = job.status
+        assert status is not None
+        if is_terminal(status.phase):
+            metrics.JOBS_FINISHED.labels(job.namespace, job.spec.pool, str(status.phase)).inc()
+        if isinstance(event, machine.Claimed | machine.Completed | machine.Enqueued):
+            return
+        warning = True
+        if isinstance(event, machine.CancelRequested):
+            reason, warning = "Cancelled", False
+        elif isinstance(event, machine.ParamsRejected):
+            reason = "InvalidParams"
+        elif isinstance(event, machine.DeadlineExceeded):
+            reason = "DeadlineExceeded"
+        elif status.phase == JobPhase.QUEUED:  # a disruption: queued again, not counted
+            reason, warning = "Disrupted", False
+        else:
+            last = status.attempts[-1] if status.attempts else None
+            error_type = last.error_type if last and last.error_type else "Error"
+            metrics.ATTEMPTS_FAILED.labels(job.namespace, job.spec.pool, _bounded(error_type)).inc()
+            reason = "Retrying" if status.phase == JobPhase.RETRYING else "Failed"
+        self.events.record(
+            kind="Job",
+            namespace=job.namespace,
+            name=job.name,
+            uid=job.uid,
+            reason=reason,
+            message=status.message or reason,
+            warning=warning,
+        )
+
+
+def _bounded(value: str) -> str:  # TODO(lead): replace with metrics.bounded_label once it lands
+    return value[:64]
