@@ -11,12 +11,13 @@ import logging
 import os
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -50,6 +51,16 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "log_level": ("SHIFTBOSS_LOG_LEVEL", "one of " + ", ".join(_LEVELS)),
     "drain_timeout_seconds": ("SHIFTBOSS_DRAIN_TIMEOUT_SECONDS", "a number of seconds >= 0"),
     "claim_wait_seconds": ("SHIFTBOSS_CLAIM_WAIT_SECONDS", "a number of seconds from 0 to 60"),
+    "outcome_retry_seconds": (
+        "SHIFTBOSS_OUTCOME_RETRY_SECONDS",
+        "a number of seconds >= 0: how long to go on re-sending an outcome while the "
+        "operator is away (default 900)",
+    ),
+    "ca_file": (
+        "SHIFTBOSS_CA_FILE",
+        "the path of a PEM bundle of the CA that signed the operator's certificate, "
+        "with an https:// SHIFTBOSS_OPERATOR_URL; unset, the system's CAs are trusted",
+    ),
 }
 
 
@@ -75,6 +86,11 @@ class WorkerConfig(BaseModel):
     log_level: str = "INFO"
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
     claim_wait_seconds: float = Field(default=20.0, ge=0, le=60)
+    #: How long an outcome is re-sent while the operator does not answer it
+    #: (docs/worker-protocol.md, "Outcomes").
+    outcome_retry_seconds: float = Field(default=900.0, ge=0)
+    #: Verify the operator's TLS certificate against this CA bundle.
+    ca_file: Path | None = None
 
     @field_validator("operator_url")
     @classmethod
@@ -114,6 +130,15 @@ class WorkerConfig(BaseModel):
             raise ValueError("unknown log level")
         return level
 
+    @model_validator(mode="after")
+    def _ca_needs_https(self) -> WorkerConfig:
+        if self.ca_file is not None and not self.operator_url.startswith("https://"):
+            raise ConfigError(
+                f"SHIFTBOSS_CA_FILE is set but SHIFTBOSS_OPERATOR_URL={self.operator_url} is "
+                "not https://: use the operator's https:// URL, or unset SHIFTBOSS_CA_FILE"
+            )
+        return self
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
         """Read the configuration; ``ConfigError`` names every variable at fault."""
@@ -130,7 +155,7 @@ class WorkerConfig(BaseModel):
         if problems:
             raise ConfigError("; ".join(problems))
         try:
-            return cls(**values)
+            return cls.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, values)) from None
 
@@ -149,6 +174,23 @@ class WorkerConfig(BaseModel):
         if not token:
             raise ConfigError(f"{var}={self.token_file}: the file is empty")
         return token
+
+    def tls_verify(self) -> ssl.SSLContext | bool:
+        """What the client verifies the operator's certificate with: the CA bundle in
+        ``ca_file``, or the system's CAs (True).  ``ConfigError`` names the variable."""
+        if self.ca_file is None:
+            return True
+        var, hint = ENV_VARS["ca_file"]
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_file))
+        except FileNotFoundError:
+            raise ConfigError(f"{var}={self.ca_file}: no such file; set it to {hint}") from None
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"{var}={self.ca_file}: not a PEM CA bundle ({exc.reason or exc}); set it to {hint}"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{var}={self.ca_file}: cannot read it: {exc.strerror}") from None
 
     @property
     def log_level_number(self) -> int:

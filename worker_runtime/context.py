@@ -23,11 +23,13 @@ async def _no_progress(percent: float, message: str) -> None:
 class Context:
     """Passed to a skill as its second argument (optional in the skill's signature).
 
-    ``cancelled`` is set when the job is cancelled or times out, and when the worker
-    gives up on the attempt at shutdown: long skills should check
-    ``ctx.cancelled.is_set()`` (safe from threads too) and return early.  An async
-    skill that ignores it is cancelled (``CancelledError``) after a short grace; a sync
-    skill's thread cannot be interrupted, its result is then simply discarded.
+    ``cancelled`` is set when the attempt must stop: its job was cancelled, it passed its
+    deadline, the worker lost its lease, or the worker is shutting down
+    (``cancel_reason`` says which).  Long skills should check ``ctx.cancelled.is_set()``
+    (safe from threads too) and return early.  An async skill that ignores it is
+    cancelled (``CancelledError``) after a grace; a sync skill's thread cannot be
+    interrupted, so the worker waits for it (its slot stays taken) and reports what it
+    returns then.  A result returned after all is reported as a success.
     """
 
     job: JobRef
@@ -38,7 +40,7 @@ class Context:
     deadline: datetime | None
     #: The params as received (JSON); the skill's first argument is their validated form.
     params: dict[str, Any]
-    logger: logging.LoggerAdapter
+    logger: logging.LoggerAdapter[logging.Logger]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     #: Why the attempt was cancelled (the operator's reason), once it is.
     cancel_reason: str = ""

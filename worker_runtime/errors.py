@@ -2,7 +2,19 @@
 
 Two families: the ones a skill raises to steer the retry policy (``FatalError``,
 ``RetryableError``), and the ones the runtime raises itself (bad configuration,
-answers of the operator).
+answers of the operator)::
+
+    ConfigError                  the environment, token file, CA file or app is unusable
+    OperatorError
+    ├── OperatorUnavailable      no answer that settles anything: timeout, reset, 5xx, 429
+    │   ├── OperatorAbsent       connection refused or 503: nobody is there to re-dispatch
+    │   └── CertificateUntrusted the operator's TLS certificate failed verification
+    └── ProtocolError            a 4xx, or an answer that breaks the protocol
+        ├── Unauthorized         401/403
+        └── AttemptNotCurrent    409
+
+Absent and unavailable differ for the worker's own view of its leases: see "Leases and
+heartbeats" in ``docs/worker-protocol.md``.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ class RetryableError(Exception):
 
 
 class ConfigError(Exception):
-    """The worker's configuration (environment, token file, app) is unusable.
+    """The worker's configuration (environment, token file, CA file, app) is unusable.
 
     The message names the setting at fault and how to fix it; the CLI prints it as
     one line and exits with status 2.
@@ -38,7 +50,24 @@ class OperatorError(Exception):
 
 
 class OperatorUnavailable(OperatorError):
-    """Transport errors or 5xx answers persisted through every retry."""
+    """No answer that settles anything: a transport error, a timeout, a 5xx or a 429.
+
+    ``retry_after`` is the operator's ``Retry-After``, in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OperatorAbsent(OperatorUnavailable):
+    """Connection refused, or 503: the operator is restarting, a standby, or cannot reach
+    the Kubernetes API server.  Nobody can re-dispatch work meanwhile, so the worker's
+    view of its leases does not run down."""
+
+
+class CertificateUntrusted(OperatorUnavailable):
+    """The operator's TLS certificate failed verification against the configured CAs."""
 
 
 class ProtocolError(OperatorError):

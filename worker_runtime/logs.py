@@ -50,10 +50,12 @@ class IdsFilter(logging.Filter):
         return True
 
 
-class ContextLogger(logging.LoggerAdapter):
+class ContextLogger(logging.LoggerAdapter[logging.Logger]):
     """A LoggerAdapter that merges its ids with a call's ``extra`` instead of replacing it."""
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
         return msg, kwargs
 
@@ -96,14 +98,16 @@ class TextFormatter(logging.Formatter):
             for key, label in self._labels.items()
             if (value := getattr(record, key, None)) is not None
         ]
-        record.ids = f" [{' '.join(ids)}]" if ids else ""
+        record.__dict__["ids"] = f" [{' '.join(ids)}]" if ids else ""
         try:
             return super().format(record)
         finally:
-            del record.ids
+            del record.__dict__["ids"]
 
 
-def configure_logging(fmt: str = "text", level: int | str = "INFO", stream: TextIO | None = None):
+def configure_logging(
+    fmt: str = "text", level: int | str = "INFO", stream: TextIO | None = None
+) -> logging.Handler:
     """Install one handler on the root logger (replacing any), for the worker process."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

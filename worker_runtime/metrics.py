@@ -34,13 +34,24 @@ class WorkerMetrics:
         )
         self.dropped = Counter(
             "shiftboss_worker_attempts_dropped_total",
-            "Attempts dropped because the operator said they were no longer current, by skill.",
+            "Reports dropped because the operator had decided the attempt already, by skill.",
+            ["skill"],
+            registry=self.registry,
+        )
+        self.released = Counter(
+            "shiftboss_worker_attempts_released_total",
+            "Attempts given back without an outcome (no free slot, or shutting down), by skill.",
             ["skill"],
             registry=self.registry,
         )
         self.running = Gauge(
             "shiftboss_worker_attempts_running",
-            "Attempts running now.",
+            "Skills running now: the slots taken (a stopped skill holds its slot until it returns).",
+            registry=self.registry,
+        )
+        self.outcomes_pending = Gauge(
+            "shiftboss_worker_outcomes_pending",
+            "Outcomes (complete, fail, release) not yet settled by the operator.",
             registry=self.registry,
         )
         self.duration = Histogram(

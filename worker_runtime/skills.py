@@ -60,12 +60,23 @@ class Skill:
         except ValidationError as exc:
             raise SkillInputError(describe_validation_error(exc, self.name)) from None
 
-    async def call(self, params: Any, ctx: Context) -> Any:
-        """Run the function: async ones on the loop, sync ones in a thread."""
+    def start(self, params: Any, ctx: Context) -> SkillCall:
+        """Start the function: an async one as a task on the loop, a sync one in a thread."""
         args = (params, ctx)[: self.arity]
         if self.is_async:
-            return await self.func(*args)
-        return await run_in_thread(self.func, *args, name=f"skill-{self.name}")
+            task: asyncio.Task[Any] = asyncio.ensure_future(self.func(*args))
+            return SkillCall(finished=task, task=task)
+        return SkillCall(finished=run_in_thread(self.func, *args, name=f"skill-{self.name}"))
+
+    async def call(self, params: Any, ctx: Context) -> Any:
+        """Run the function to its end and return its result (or raise its error)."""
+        call = self.start(params, ctx)
+        try:
+            await asyncio.wait([call.finished])
+        except asyncio.CancelledError:
+            call.stop()
+            raise
+        return call.finished.result()
 
     def dump_result(self, value: Any) -> Any:
         """The result as JSON-able data, checked against the output type and the size cap."""
@@ -88,11 +99,33 @@ class Skill:
         return data
 
 
+@dataclass(frozen=True)
+class SkillCall:
+    """One running call of a skill.
+
+    ``finished`` settles with what the skill returned or raised only once its code has
+    really returned: for a sync skill, when its thread has ended.  A slot stays taken
+    until then.  ``stop()`` cancels an async skill; a thread cannot be interrupted, so
+    for a sync skill it does nothing (the skill should watch ``ctx.cancelled``).
+    """
+
+    finished: asyncio.Future[Any]
+    task: asyncio.Task[Any] | None = None
+
+    @property
+    def stoppable(self) -> bool:
+        return self.task is not None
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
 def make_skill(
     func: Callable[..., Any], name: str | None = None, description: str | None = None
 ) -> Skill:
     """Build a Skill from a function; ``TypeError``/``ValueError`` explain what is wrong."""
-    name = name or getattr(func, "__name__", "")
+    name = name or str(getattr(func, "__name__", ""))
     if not _NAME_RE.match(name) or len(name) > 63:
         raise ValueError(
             f"invalid skill name {name!r}: use letters, digits, '_', '.', '-' (max 63), "
@@ -143,20 +176,23 @@ def describe_validation_error(exc: ValidationError, skill: str) -> str:
     return (head + "; ".join(parts))[:4096]
 
 
-async def run_in_thread(func: Callable[..., Any], *args: Any, name: str) -> Any:
-    """Run ``func`` in a new daemon thread and await its result.
+def run_in_thread(func: Callable[..., Any], *args: Any, name: str) -> asyncio.Future[Any]:
+    """Run ``func`` in a new daemon thread; the future settles when the thread has ended.
 
-    Not ``asyncio.to_thread``: the default executor's threads are joined when the loop
-    and the interpreter shut down, so one stuck sync skill would keep a draining worker
-    from ever exiting.  A daemon thread is abandoned instead; concurrency is bounded by
-    the worker's slots, so a thread per attempt stays cheap.
+    The future is the thread's own end, not a wait for it: it settles with the result
+    or the exception only once ``func`` has returned, and cancelling it does not stop
+    the thread (nothing can), so do not.  Not ``asyncio.to_thread``: the default
+    executor's threads are joined when the loop and the interpreter shut down, so one
+    stuck sync skill would keep a draining worker from ever exiting; a daemon thread is
+    left behind instead.  Concurrency is bounded by the worker's slots, which stay taken
+    until the thread ends, so a thread per attempt stays cheap.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()  # carries the log ids into the thread
 
     def settle(result: Any, error: BaseException | None) -> None:
-        if future.done():  # cancelled while the thread ran: nobody wants the result
+        if future.done():
             return
         if error is not None:
             future.set_exception(error)
@@ -173,7 +209,7 @@ async def run_in_thread(func: Callable[..., Any], *args: Any, name: str) -> Any:
             loop.call_soon_threadsafe(settle, result, error)
 
     threading.Thread(target=target, name=name, daemon=True).start()
-    return await future
+    return future
 
 
 def _positional_params(func: Callable[..., Any], name: str) -> list[str]:

@@ -51,11 +51,16 @@ class Worker:
     def skill(self, func: F, /) -> F: ...
     @overload
     def skill(
-        self, *, name: str | None = None, description: str | None = None
+        self, func: str | None = None, /, *, name: str | None = None, description: str | None = None
     ) -> Callable[[F], F]: ...
 
     def skill(
-        self, func: F | None = None, /, *, name: str | None = None, description: str | None = None
+        self,
+        func: F | str | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
     ) -> F | Callable[[F], F]:
         """Register a skill: ``@worker.skill()`` or ``@worker.skill(name="x")``.
 
@@ -103,8 +108,8 @@ class Worker:
         client: OperatorClient | None = None,
         handle_signals: bool = True,
     ) -> None:
-        """Serve until drained: SIGTERM/SIGINT (if ``handle_signals``), ``drain()``, or the
-        operator's drain command.  Returns normally then.
+        """Serve until drained: SIGTERM/SIGINT (if ``handle_signals``) or ``drain()``.
+        Returns normally then.
 
         Starts the health server unless ``config.health_port`` is 0.  ``client`` replaces
         the HTTP client built from the config (tests pass one with a mock transport).
@@ -118,7 +123,9 @@ class Worker:
         own_client = client is None
         if client is None:
             config.read_token()  # a missing token file is a clear error now, not at first use
-            client = OperatorClient(config.operator_url, config.read_token)
+            client = OperatorClient(
+                config.operator_url, config.read_token, verify=config.tls_verify()
+            )
         runner = Runner(self, config, client)
         self._runner, self._loop = runner, asyncio.get_running_loop()
         server: HealthServer | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,20 +11,25 @@ from wr_fakes import FakeOperator, Harness
 
 from worker_runtime import Worker
 
-
-@pytest.fixture
-def operator() -> FakeOperator:
-    return FakeOperator()
+HarnessFactory = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def harness_factory(operator: FakeOperator):
+async def operator() -> AsyncIterator[FakeOperator]:
+    fake = await FakeOperator().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def harness_factory(operator: FakeOperator) -> AsyncIterator[HarnessFactory]:
     harnesses: list[Harness] = []
 
     async def make(worker: Worker, **options: Any) -> Harness:
-        harness = await Harness(worker, operator, **options).start()
+        wait_registered = options.pop("wait_registered", True)
+        harness = Harness(worker, operator, **options)
         harnesses.append(harness)
-        return harness
+        return await harness.start(wait_registered)
 
     yield make
     for harness in harnesses:

@@ -11,6 +11,7 @@ from worker_runtime.config import default_worker_id
 from worker_runtime.errors import ConfigError
 
 REQUIRED = {"SHIFTBOSS_OPERATOR_URL": "http://op:8081/", "SHIFTBOSS_POOL": "resize"}
+HTTPS = {**REQUIRED, "SHIFTBOSS_OPERATOR_URL": "https://op:8081"}
 
 
 def test_defaults() -> None:
@@ -23,11 +24,13 @@ def test_defaults() -> None:
     assert (config.pod_ip, config.health_port) == ("127.0.0.1", 8080)
     assert (config.log_format, config.log_level) == ("text", "INFO")
     assert (config.drain_timeout_seconds, config.claim_wait_seconds) == (30, 20)
+    assert config.outcome_retry_seconds == 900  # 15 minutes of operator absence lose nothing
+    assert config.ca_file is None and config.tls_verify() is True
 
 
 def test_every_variable_is_read() -> None:
     env = {
-        **REQUIRED,
+        **HTTPS,
         "SHIFTBOSS_WORKER_ID": "resize-abc12",
         "SHIFTBOSS_TOKEN_FILE": "/tmp/t",
         "SHIFTBOSS_CONCURRENCY": "4",
@@ -37,10 +40,12 @@ def test_every_variable_is_read() -> None:
         "SHIFTBOSS_LOG_LEVEL": "debug",
         "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS": "90",
         "SHIFTBOSS_CLAIM_WAIT_SECONDS": "5.5",
+        "SHIFTBOSS_OUTCOME_RETRY_SECONDS": "0.5",
+        "SHIFTBOSS_CA_FILE": "/etc/shiftboss/ca.crt",
     }
     config = WorkerConfig.from_env(env)
     assert config.model_dump() == {
-        "operator_url": "http://op:8081",
+        "operator_url": "https://op:8081",
         "pool": "resize",
         "worker_id": "resize-abc12",
         "token_file": Path("/tmp/t"),
@@ -51,6 +56,8 @@ def test_every_variable_is_read() -> None:
         "log_level": "DEBUG",
         "drain_timeout_seconds": 90.0,
         "claim_wait_seconds": 5.5,
+        "outcome_retry_seconds": 0.5,
+        "ca_file": Path("/etc/shiftboss/ca.crt"),
     }
 
 
@@ -77,6 +84,8 @@ def test_missing_required_variables_are_all_named() -> None:
         ("SHIFTBOSS_LOG_LEVEL", "LOUD", "one of DEBUG, INFO"),
         ("SHIFTBOSS_DRAIN_TIMEOUT_SECONDS", "-1", "seconds >= 0"),
         ("SHIFTBOSS_CLAIM_WAIT_SECONDS", "120", "from 0 to 60"),
+        ("SHIFTBOSS_OUTCOME_RETRY_SECONDS", "-1", "seconds >= 0"),
+        ("SHIFTBOSS_OUTCOME_RETRY_SECONDS", "forever", "(default 900)"),
     ],
 )
 def test_invalid_values_name_the_variable_and_the_fix(var: str, value: str, fix: str) -> None:
@@ -102,3 +111,46 @@ def test_default_worker_id_is_a_valid_name(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr("socket.gethostname", lambda: "My_Laptop.local")
     assert default_worker_id() == "my-laptop.local"
     WorkerConfig(operator_url="http://x", pool="p")  # validates the default
+
+
+def test_ca_file_needs_an_https_operator_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        WorkerConfig.from_env({**REQUIRED, "SHIFTBOSS_CA_FILE": str(tmp_path / "ca.crt")})
+    assert str(info.value) == (
+        "SHIFTBOSS_CA_FILE is set but SHIFTBOSS_OPERATOR_URL=http://op:8081 is not https://: "
+        "use the operator's https:// URL, or unset SHIFTBOSS_CA_FILE"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "no such file"),
+        ("", "not a PEM CA bundle"),
+        (
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+            "not a PEM CA bundle",
+        ),
+        ("just text", "not a PEM CA bundle"),
+    ],
+)
+def test_unusable_ca_files_name_the_variable_and_the_fix(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
+    ca = tmp_path / "ca.crt"
+    if content is not None:
+        ca.write_text(content)
+    config = WorkerConfig.from_env({**HTTPS, "SHIFTBOSS_CA_FILE": str(ca)})
+    with pytest.raises(ConfigError) as info:
+        config.tls_verify()
+    message = str(info.value)
+    assert message.startswith(f"SHIFTBOSS_CA_FILE={ca}: {problem}")
+    assert "set it to the path of a PEM bundle of the CA that signed the operator's" in message
+
+
+def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    config = WorkerConfig.from_env({**HTTPS, "SHIFTBOSS_CA_FILE": str(tmp_path)})  # a directory
+    with pytest.raises(
+        ConfigError, match=r"^SHIFTBOSS_CA_FILE=.*: cannot read it: Is a directory$"
+    ):
+        config.tls_verify()

@@ -38,8 +38,8 @@ def blocking_worker() -> tuple[Worker, asyncio.Event, asyncio.Event]:
 async def test_serve_reports_readiness_and_drains(operator: FakeOperator) -> None:
     worker, started, release = blocking_worker()
     port = free_port()
-    async with make_client(operator.transport()) as client:
-        config = make_config(health_port=port)
+    async with make_client(operator.url) as client:
+        config = make_config(operator_url=operator.url, health_port=port)
         serving = asyncio.create_task(worker.serve(config, client=client, handle_signals=False))
         try:
             await wait_until(lambda: worker.runner is not None and worker.runner.ready)
@@ -63,8 +63,10 @@ async def test_serve_reports_readiness_and_drains(operator: FakeOperator) -> Non
 
 async def test_sigterm_drains(operator: FakeOperator) -> None:
     worker, started, release = blocking_worker()
-    async with make_client(operator.transport()) as client:
-        serving = asyncio.create_task(worker.serve(make_config(), client=client))
+    async with make_client(operator.url) as client:
+        serving = asyncio.create_task(
+            worker.serve(make_config(operator_url=operator.url), client=client)
+        )
         try:
             await wait_until(lambda: worker.runner is not None and worker.runner.ready)
             # Only send the signal if the worker handles it: otherwise it would kill pytest.
@@ -83,8 +85,10 @@ async def test_sigterm_drains(operator: FakeOperator) -> None:
 
 async def test_drain_from_another_thread(operator: FakeOperator) -> None:
     worker, _, _ = blocking_worker()
-    async with make_client(operator.transport()) as client:
-        serving = asyncio.create_task(worker.serve(make_config(), client=client))
+    async with make_client(operator.url) as client:
+        serving = asyncio.create_task(
+            worker.serve(make_config(operator_url=operator.url), client=client)
+        )
         await wait_until(lambda: worker.runner is not None and worker.runner.ready)
         thread = threading.Thread(target=worker.drain)
         thread.start()
