@@ -10,27 +10,113 @@ kind, metadata, spec, status) and behaves like ``shiftboss.jobs.store.JobStore``
 * every store call yields to the event loop once, as a real request would, so that
   concurrent coroutines really interleave;
 * a test plays "another writer" with ``modify`` (changes the stored Job and bumps its
-  version without telling the dispatcher), and injects API failures with
-  ``write_errors`` / ``delete_errors`` (raised, in order, by the next calls).
+  version without telling the dispatcher), and deletes a Job and creates another under
+  the same name with ``recreate`` (a new uid: a write for the old one then fails with
+  ``StaleJob``, as the API server answers 409 to its stale resourceVersion, and a
+  re-read finds the new uid; a delete for the old uid deletes nothing);
+* it fails the way the real store fails, by a small explicit API, each fault for the
+  next call (or ``times`` calls) of one operation (``"write"``, ``"read"``, ``"list"``,
+  ``"delete"``), optionally only for the Job ``name``:
+
+  - ``fail_next(op, status=503)``: the API server answered ``status``; raised as the
+    real ``JobStore`` raises it (409 ``StaleJob``, 404 ``JobGone`` on a write or read,
+    otherwise ``ApiError`` with the status and its Kubernetes reason: 422 Invalid,
+    429 TooManyRequests, 500 InternalError, 503 ServiceUnavailable...);
+    ``fail_next(op, error=httpx.ConnectError("..."))`` raises any exception instead;
+  - ``time_out_next(op, after=0.0)``: no answer (``httpx.ReadTimeout`` after ``after``
+    seconds); nothing happened;
+  - ``lose_reply_next(op)``: the call takes effect (the write lands, the Job is
+    deleted), then the reply is lost (``httpx.ReadTimeout``, or ``error=``);
+  - ``unfired_faults()`` lists the faults not yet used, so a test can check that the
+    fault it set up really happened.
+
+  The older ``write_errors`` / ``delete_errors`` lists (raised, in order, by the next
+  calls, before any of the above) still work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+import httpx
 
 from shiftboss.api.common import API_GROUP_VERSION, format_timestamp
 from shiftboss.api.job import JobStatus
 from shiftboss.jobs.store import JobGone, StaleJob
 from shiftboss.jobs.tracked import TrackedJob
+from shiftboss.kube.client import ApiError
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = "ns"
 POOL = "pool"
+
+
+Operation = Literal["write", "read", "list", "delete"]
+OPERATIONS: tuple[Operation, ...] = ("write", "read", "list", "delete")
+T = TypeVar("T")
+
+#: The reason the API server gives with each status (its ``Status.reason``).
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+def store_error(op: Operation, status: int, name: str | None = None) -> BaseException:
+    """What ``JobStore`` raises when the API server answers ``status`` to ``op``."""
+    api_error = ApiError(status, REASONS.get(status, ""), f"injected: {op} {name or ''}")
+    mapped: BaseException = api_error
+    if op == "write" and api_error.conflict:
+        mapped = StaleJob(str(api_error))
+    elif op in ("write", "read") and api_error.not_found:
+        mapped = JobGone(str(api_error))
+    elif op == "delete" and (api_error.not_found or api_error.conflict):
+        raise ValueError(
+            f"status={status}: JobStore.delete treats {status} as done and raises nothing; "
+            "to have the Job gone or replaced, use remove() or recreate()"
+        )
+    mapped.__cause__ = api_error if mapped is not api_error else None
+    return mapped
+
+
+def read_timeout() -> httpx.ReadTimeout:
+    """What the real client raises when the API server does not answer in time."""
+    return httpx.ReadTimeout("timed out waiting for the API server (injected)")
+
+
+@dataclass
+class Fault:
+    op: Operation
+    error: BaseException
+    #: The call takes effect before ``error`` is raised (the reply was lost).
+    lands: bool
+    name: str | None
+    times: int
+    #: Seconds the call takes before it fails (a timeout takes its time).
+    after: float = 0.0
+
+    def __str__(self) -> str:
+        what = "lost reply" if self.lands else "failure"
+        target = f" of {self.name}" if self.name else ""
+        return (
+            f"{self.op}{target}: {what} ({type(self.error).__name__}: {self.error}) x{self.times}"
+        )
 
 
 def at(seconds: float) -> datetime:
@@ -100,7 +186,9 @@ class FakeJobStore:
         #: What the next ``write_status`` / ``delete`` calls raise, in order (None: succeed).
         self.write_errors: list[BaseException | None] = []
         self.delete_errors: list[BaseException | None] = []
+        self._faults: list[Fault] = []
         self._versions = itertools.count(100)
+        self._uids = itertools.count(2)
 
     # -- what tests use -----------------------------------------------------------------
 
@@ -140,8 +228,88 @@ class FakeJobStore:
         """Someone deletes the Job; returns the last state (as a DELETED watch event has it)."""
         return self.objects.pop((namespace, name))
 
+    def recreate(
+        self, name: str, namespace: str = NAMESPACE, **job: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Someone deletes the Job and creates another under the same name, with a new uid
+        (the same spec unless ``job`` gives ``job_object`` arguments). Returns the deleted
+        Job (as a DELETED watch event has it) and the new one (as ADDED)."""
+        old = self.remove(name, namespace)
+        uid = f"{old['metadata']['uid']}-{next(self._uids)}"
+        if job:
+            new = job_object(name, namespace=namespace, uid=uid, **job)
+        else:
+            new = {key: copy.deepcopy(value) for key, value in old.items() if key != "status"}
+            new["metadata"]["uid"] = uid
+        return old, self.add(new)
+
     def phases_written(self, name: str | None = None) -> list[str | None]:
         return [s.get("phase") for n, s in self.writes if name is None or n == name]
+
+    # -- faults -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        op: Operation,
+        status: int | None = None,
+        *,
+        error: BaseException | None = None,
+        name: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` calls of ``op`` fail without effect: the API server answered
+        ``status`` (raised as ``JobStore`` raises it), or ``error`` is raised."""
+        if (status is None) == (error is None):
+            raise ValueError("fail_next: give either status= (an HTTP status) or error=")
+        failure = error if error is not None else store_error(op, status or 0, name)
+        self._inject(Fault(op, failure, lands=False, name=name, times=times))
+
+    def time_out_next(
+        self, op: Operation, *, after: float = 0.0, name: str | None = None, times: int = 1
+    ) -> None:
+        """The next ``times`` calls of ``op`` get no answer: ``httpx.ReadTimeout`` after
+        ``after`` seconds, and nothing happened."""
+        self._inject(Fault(op, read_timeout(), lands=False, name=name, times=times, after=after))
+
+    def lose_reply_next(
+        self,
+        op: Operation,
+        *,
+        error: BaseException | None = None,
+        name: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` calls of ``op`` take effect, then their reply is lost:
+        ``error`` (default ``httpx.ReadTimeout``) is raised."""
+        self._inject(Fault(op, error or read_timeout(), lands=True, name=name, times=times))
+
+    def unfired_faults(self) -> list[str]:
+        """The injected faults that have not (all) fired yet, described."""
+        return [str(fault) for fault in self._faults]
+
+    def _inject(self, fault: Fault) -> None:
+        if fault.op not in OPERATIONS:
+            raise ValueError(f"op={fault.op!r}: give one of {', '.join(OPERATIONS)}")
+        if fault.times < 1:
+            raise ValueError(f"times={fault.times}: a fault fires at least once")
+        self._faults.append(fault)
+
+    async def _call(self, op: Operation, name: str | None, effect: Callable[[], T]) -> T:
+        """``effect()`` as the API server would run it under the first matching fault."""
+        fault = next(
+            (f for f in self._faults if f.op == op and f.name in (None, name)),
+            None,
+        )
+        if fault is None:
+            return effect()
+        fault.times -= 1
+        if not fault.times:
+            self._faults.remove(fault)
+        await asyncio.sleep(fault.after)
+        if fault.lands:
+            with contextlib.suppress(StaleJob, JobGone):  # its answer is lost either way
+                effect()
+        raise fault.error
 
     # -- the JobStore interface ---------------------------------------------------------
 
@@ -149,10 +317,16 @@ class FakeJobStore:
         await asyncio.sleep(0)
         if self.write_errors and (error := self.write_errors.pop(0)) is not None:
             raise error
+        return await self._call("write", job.name, lambda: self._write_status(job, status))
+
+    def _write_status(self, job: TrackedJob, status: JobStatus) -> TrackedJob:
         obj = self.objects.get((job.namespace, job.name))
-        if obj is None or obj["metadata"]["uid"] != job.uid:
+        if obj is None:
             raise JobGone(f"jobs {job.name!r} not found")
-        if obj["metadata"]["resourceVersion"] != job.resource_version:
+        # A Job created again under the same name has another uid and, necessarily, another
+        # resourceVersion: the API server answers 409 to the stale version.
+        current = (obj["metadata"]["uid"], obj["metadata"]["resourceVersion"])
+        if current != (job.uid, job.resource_version):
             self.conflicts += 1
             raise StaleJob(
                 f"the object has been modified: version {job.resource_version} is not "
@@ -168,24 +342,33 @@ class FakeJobStore:
     async def read(self, namespace: str, name: str) -> TrackedJob:
         await asyncio.sleep(0)
         self.reads += 1
+        return await self._call("read", name, lambda: self._read(namespace, name))
+
+    def _read(self, namespace: str, name: str) -> TrackedJob:
         obj = self.objects.get((namespace, name))
         if obj is None:
             raise JobGone(f"jobs {name!r} not found")
         return TrackedJob.from_object(copy.deepcopy(obj))
 
-    async def list(self, namespace: str | None = None) -> list[TrackedJob]:
-        await asyncio.sleep(0)
+    def _list(self, namespace: str | None) -> list[TrackedJob]:
         return [
             TrackedJob.from_object(copy.deepcopy(obj))
             for (ns, _), obj in sorted(self.objects.items())
             if namespace is None or ns == namespace
         ]
 
+    async def list(self, namespace: str | None = None) -> list[TrackedJob]:
+        await asyncio.sleep(0)
+        return await self._call("list", None, lambda: self._list(namespace))
+
     async def delete(self, job: TrackedJob) -> None:
         await asyncio.sleep(0)
         self.delete_calls += 1
         if self.delete_errors and (error := self.delete_errors.pop(0)) is not None:
             raise error
+        await self._call("delete", job.name, lambda: self._delete(job))
+
+    def _delete(self, job: TrackedJob) -> None:
         obj = self.objects.get((job.namespace, job.name))
         if obj is None or obj["metadata"]["uid"] != job.uid:
             return  # the real store ignores 404 and a failed uid precondition (409)
