@@ -31,7 +31,10 @@ class App:
         self.store = JobStore(self.client)
         self.auth = Authenticator(self.client)
         # Forget a worker after several missed heartbeats (it re-registers if it was alive).
-        self.registry = WorkerRegistry(forget_after_seconds=settings.lease_seconds * 4)
+        self.limits = RegistrationLimits()
+        self.registry = WorkerRegistry(
+            forget_after_seconds=settings.lease_seconds * 4, limits=self.limits
+        )
         self.dispatcher = Dispatcher(
             self.store,
             self.events,
@@ -78,7 +81,8 @@ class App:
         looks idle and is picked for a scale-down; the worker API is served last, so that
         a worker re-registering after a restart never hears "unknown pool".
         """
-        for namespace in self.settings.namespaces or [None]:
+        scopes: list[str | None] = [*self.settings.namespaces] or [None]  # None: all of them
+        for namespace in scopes:
             for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
                 self.pools.observe(item)
             self.dispatcher.restore(await self.store.list(namespace))
@@ -96,7 +100,7 @@ class App:
                 heartbeat_seconds=self.settings.heartbeat_seconds,
                 cancel_grace_seconds=self.settings.cancel_grace_seconds,
             ),
-            limits=RegistrationLimits(),
+            limits=self.limits,
             on_register=self.pool_changed,
             is_ready=lambda: self.ready,
         )

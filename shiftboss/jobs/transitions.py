@@ -143,7 +143,9 @@ class Transitions:
         else:
             last = status.attempts[-1] if status.attempts else None
             error_type = last.error_type if last and last.error_type else "Error"
-            metrics.ATTEMPTS_FAILED.labels(job.namespace, job.spec.pool, _bounded(error_type)).inc()
+            metrics.ATTEMPTS_FAILED.labels(
+                job.namespace, job.spec.pool, metrics.error_type_label(error_type)
+            ).inc()
             reason = "Retrying" if status.phase == JobPhase.RETRYING else "Failed"
         self.events.record(
             kind="Job",
@@ -154,7 +156,3 @@ class Transitions:
             message=status.message or reason,
             warning=warning,
         )
-
-
-def _bounded(value: str) -> str:  # TODO(lead): replace with metrics.bounded_label once it lands
-    return value[:64]

@@ -18,7 +18,7 @@ from shiftboss.jobs.errors import AttemptNotCurrent, JobBusy, ResultTooLarge, Un
 from shiftboss.kube.client import ApiError
 from shiftboss.workers.auth import AuthError, RateLimited
 from shiftboss.workers.limits import LimitExceeded
-from shiftboss.workers.registry import WorkerIdTaken, WorkerLimitReached
+from shiftboss.workers.registry import WorkerIdTaken
 from worker_runtime.protocol import MAX_REQUEST_BYTES, ErrorDetail, ErrorResponse
 
 log = logging.getLogger("shiftboss.workerapi")
@@ -69,8 +69,6 @@ def _problem(exc: BaseException) -> ApiProblem | None:
             return ApiProblem(413, "result_too_large", str(exc), "result")
         case WorkerIdTaken():
             return ApiProblem(409, "worker_id_taken", str(exc), "worker_id")
-        case WorkerLimitReached():
-            return ApiProblem(409, "worker_limit", str(exc))
         case LimitExceeded():
             return ApiProblem(exc.status, exc.code, exc.message, exc.field)
         case JobBusy():

@@ -16,8 +16,12 @@ from shiftboss.workerapi.access import Access, PoolLookup
 from shiftboss.workerapi.bodies import parse, reply
 from shiftboss.workerapi.problems import ApiProblem, errors_middleware
 from shiftboss.workers.auth import Authenticator
-from shiftboss.workers.limits import RegistrationLimits, check_registration
-from shiftboss.workers.ratelimit import RateLimiter
+from shiftboss.workers.limits import (
+    RegistrationLimits,
+    check_registration,
+    rate_limited,
+    registration_limiter,
+)
 from shiftboss.workers.registry import WorkerRegistry
 from worker_runtime.protocol import (
     MAX_REQUEST_BYTES,
@@ -63,11 +67,7 @@ class WorkerApi:
         self.timings, self.limits = timings, limits
         self.on_register, self.is_ready = on_register, is_ready
         self.access = Access(auth, registry, pool_spec, dispatcher.lease_holder)
-        self.registrations = RateLimiter(
-            burst=limits.registration_burst,
-            per_second=limits.registrations_per_second,
-            max_keys=limits.tracked_identities,
-        )
+        self.registrations = registration_limiter(limits)
 
     def routes(self) -> web.Application:
         server = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[errors_middleware])
@@ -105,12 +105,8 @@ class WorkerApi:
             )
         wait = self.registrations.try_acquire(identity.owner)
         if wait is not None:
-            raise ApiProblem(
-                429,
-                "rate_limited",
-                "too many registrations by this identity; try again later",
-                retry_after=wait,
-            )
+            refusal = rate_limited(wait)
+            raise ApiProblem(429, refusal.code, refusal.message, retry_after=wait)
         check_registration(body, self.limits)
         self.registry.register(identity.namespace, body, identity.owner)
         self.on_register(identity.namespace, body.pool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from shiftboss.workers.limits import RegistrationLimits, check_identity_room, check_pool_room
 from worker_runtime.protocol import RegisterRequest, SkillSpec
 
 #: Owners of pod-bound identities start with this (see ``WorkerIdentity.owner``).
@@ -18,10 +19,6 @@ POD_OWNER_PREFIX = "pod:"
 
 class WorkerIdTaken(Exception):
     """409: the worker id is registered by another identity."""
-
-
-class WorkerLimitReached(Exception):
-    """409: a pool or an identity has as many workers as it may."""
 
 
 @dataclass
@@ -53,19 +50,14 @@ class WorkerInfo:
 
 class WorkerRegistry:
     def __init__(
-        self,
-        *,
-        forget_after_seconds: float,
-        max_workers_per_pool: int = 512,
-        max_workers_per_owner: int = 256,
+        self, *, forget_after_seconds: float, limits: RegistrationLimits | None = None
     ) -> None:
         self.forget_after_seconds = forget_after_seconds
-        self.max_workers_per_pool = max_workers_per_pool
-        self.max_workers_per_owner = max_workers_per_owner
+        self.limits = limits or RegistrationLimits()
         self._workers: dict[tuple[str, str], WorkerInfo] = {}
 
     def register(self, namespace: str, request: RegisterRequest, owner: str) -> WorkerInfo:
-        """Add or replace the worker; ``WorkerIdTaken`` / ``WorkerLimitReached`` refuse it."""
+        """Add or replace the worker; ``WorkerIdTaken`` / ``LimitExceeded`` refuse it."""
         key = (namespace, request.worker_id)
         existing = self._workers.get(key)
         if (
@@ -78,21 +70,12 @@ class WorkerRegistry:
                 "this worker its own id (SHIFTBOSS_WORKER_ID)"
             )
         if existing is None or existing.pool != request.pool:
-            in_pool = sum(
-                1 for w in self._workers.values() if w.pool_key == (namespace, request.pool)
-            )
-            if in_pool >= self.max_workers_per_pool:
-                raise WorkerLimitReached(
-                    f"pool {request.pool!r} already has {in_pool} registered workers, the most "
-                    "one pool may have; idle workers are forgotten after a few missed heartbeats"
-                )
+            pool = (namespace, request.pool)
+            in_pool = sum(1 for w in self._workers.values() if w.pool_key == pool)
+            check_pool_room(request.pool, in_pool, self.limits)
         if existing is None and not owner.startswith(POD_OWNER_PREFIX):
-            owned = sum(1 for w in self._workers.values() if w.owner == owner)
-            if owned >= self.max_workers_per_owner:
-                raise WorkerLimitReached(
-                    f"this service account already has {owned} registered worker ids, the "
-                    "most one may have; reuse worker ids (SHIFTBOSS_WORKER_ID) across restarts"
-                )
+            held = sum(1 for w in self._workers.values() if w.owner == owner)
+            check_identity_room(owner.removeprefix("sa:"), held, self.limits)
         info = WorkerInfo(
             namespace=namespace,
             pool=request.pool,
