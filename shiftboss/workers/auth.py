@@ -82,6 +82,11 @@ class AuthSettings:
     peer_per_second: float = 1.0
     #: Client addresses tracked; beyond this, new addresses share one bucket.
     max_tracked_peers: int = 10_000
+    #: Reviews the whole operator may start at once, then per second, whatever the
+    #: number of addresses junk comes from.  A successful review gives its token back,
+    #: so workers starting together are not held back by it.
+    review_burst: int = 100
+    reviews_per_second: float = 10.0
     #: Seconds of clock skew tolerated when judging a token's ``exp`` before the review
     #: (the API server judges it again, by its own clock).
     clock_skew_seconds: float = 60.0
@@ -151,6 +156,12 @@ class Authenticator:
             max_keys=settings.max_tracked_peers,
             clock=clock,
         )
+        self._review_budget = RateLimiter(
+            burst=settings.review_burst,
+            per_second=settings.reviews_per_second,
+            max_keys=1,
+            clock=clock,
+        )
         #: One review at a time per token: concurrent requests with it share the answer.
         self._inflight: dict[str, asyncio.Task[WorkerIdentity]] = {}
         #: Bumped by ``forget_pod``: a review that started before must not cache its pod.
@@ -204,7 +215,7 @@ class Authenticator:
         except (AuthError, asyncio.CancelledError):
             raise
         except Exception:
-            self._peers.refund(peer)  # the API server failed, not the caller
+            self._peers.refund(peer)  # the operator or the API server failed, not the caller
             raise
         self._peers.refund(peer)
         return identity
@@ -222,6 +233,12 @@ class Authenticator:
     ) -> asyncio.Task[WorkerIdentity]:
         task = self._inflight.get(key)
         if task is None:
+            wait = self._review_budget.try_acquire("")
+            if wait is not None:
+                raise RateLimited(
+                    wait,
+                    f"the operator is refusing many tokens right now: retry in {math.ceil(wait)} s",
+                )
             task = asyncio.ensure_future(self._review_and_remember(key, token, claims))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._settled(key, done))
@@ -241,6 +258,10 @@ class Authenticator:
         except AuthError as exc:
             self._refused.put(key, str(exc), self._clock() + self.settings.failure_cache_seconds)
             raise
+        except BaseException:
+            self._review_budget.refund("")  # the API server failed, not the token
+            raise
+        self._review_budget.refund("")
         if identity.pod_name is None or self._pods_forgotten == forgotten_before:
             seconds = min(self.settings.max_cache_seconds, claims.expires - self._wall_clock() - 30)
             if seconds > 0:
