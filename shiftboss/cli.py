@@ -155,44 +155,50 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
-    """Run Kopf (and with it the App); with leader election, only while leading."""
+    """Run Kopf (and with it the App); with leader election, only while leading.
+
+    A standby serves health endpoints on the operator's address until it is elected; a
+    leader that loses the Lease closes the dispatcher at once, stops, and exits 1 so
+    that its pod restarts as a standby.
+    """
     import kopf
 
     from shiftboss.kube.client import KubeClient
-    from shiftboss.leader import ElectionSettings, LeaderElector
+    from shiftboss.kube.leases import KubeLeaseStore
+    from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
+    from shiftboss.standby import StandbyError, StandbyServer
 
     settings = app.settings
-    elector: LeaderElector | None = None
-    if settings.leader_elect:
-        namespace = settings.leader_elect_namespace or app.client.config.namespace
-        identity = f"{socket.gethostname()}-{os.getpid()}"
-        # Its own connection: the App closes its client when Kopf stops, before we release.
-        elector_client = KubeClient(app.client.config)
-        elector = LeaderElector(elector_client, ElectionSettings(namespace=namespace), identity)
-        await elector.acquire()
-    operator = asyncio.create_task(
-        kopf.operator(
+
+    async def operate() -> None:
+        await kopf.operator(
             registry=registry,
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
         )
-    )
-    if elector is None:
-        await operator
+
+    if not settings.leader_elect:
+        await operate()
         return 0
-    keeper = asyncio.create_task(elector.keep())
-    await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
-    if keeper.done():
-        logging.getLogger("shiftboss").error("stopping: %s", keeper.exception())
-        operator.cancel()
-        await asyncio.gather(operator, return_exceptions=True)
-        await elector_client.close()
-        return 1
-    keeper.cancel()
-    await elector.release()
-    await elector_client.close()
-    return 0
+    namespace = settings.leader_elect_namespace or app.client.config.namespace
+    # Its own connection: the App closes its client when Kopf stops, before the release.
+    async with KubeClient(app.client.config) as client:
+        elector = LeaderElector(
+            KubeLeaseStore(client, namespace),
+            ElectionTiming.for_lease(settings.leader_elect_lease_seconds),
+            identity=f"{socket.gethostname()}-{os.getpid()}",
+        )
+        try:
+            return await run_elected(
+                elector,
+                operate,
+                standing_by=StandbyServer.for_settings(settings),
+                stop_acting=app.dispatcher.close,
+            )
+        except StandbyError as exc:
+            print(f"shiftboss run: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -1,145 +1,319 @@
 """Leader election with a ``coordination.k8s.io`` Lease, for running several replicas.
 
 Only the holder of the Lease runs the operator (watches, dispatcher, worker API); the
-others wait to take over.  A leader that cannot renew in time stops, so two replicas
-never dispatch at once for longer than one lease.  (Kopf's own peering pauses Kopf's
-watches but not the worker API that Shiftboss serves beside them, so it is not used.)
+others stand by (``shiftboss.standby`` answers their probes).  The rules are client-go's:
+
+- **Expiry is judged by locally observed time.**  A follower notes on its own monotonic
+  clock when it saw the Lease change (holder, renewTime or resourceVersion) and takes
+  over only after seeing no change for the Lease's duration.  The holder's timestamps
+  are written for people to read; they are never compared with the local clock, so
+  clock skew between nodes cannot make a follower take over early (or never).
+- **Renewals have a deadline.**  The leader renews every ``retry_seconds``.  When no
+  renewal has succeeded within ``renew_deadline_seconds`` of the *sending* of the last
+  one that did, it stops acting at once (``stop_acting``, from a timer, even while a
+  request hangs) and raises ``LostLeadership``.  A follower's count starts no earlier
+  than that renewal landed, so the leader has stopped at least
+  ``lease - renew_deadline`` before any follower can take over.
+- **Writes are conditional** on the resourceVersion they were decided on: of two
+  replicas racing for an expired Lease one wins, the other stays a follower.
+
+(Kopf's own peering pauses Kopf's watches but not the worker API that Shiftboss serves
+beside them, so it is not used.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-import time
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn
 
-import httpx
-
-from shiftboss.kube.client import LEASES, ApiError, KubeClient
+from shiftboss.kube.leases import (
+    LeaseConflict,
+    LeaseRecord,
+    LeaseSpec,
+    LeaseStore,
+    LeaseUnavailable,
+    micro_time,
+)
 
 log = logging.getLogger("shiftboss.leader")
 
 
 class LostLeadership(Exception):
-    """The lease could not be renewed in time; this replica must stop."""
+    """This replica no longer holds the Lease (or cannot tell in time): it must stop."""
 
 
 @dataclass(frozen=True)
-class ElectionSettings:
-    namespace: str
-    name: str = "shiftboss-operator"
-    #: Followers take over after the leader missed renewing for this long.
-    lease_seconds: int = 15
-    #: The leader renews this often; followers retry this often.
-    retry_seconds: float = 2.0
+class ElectionTiming:
+    """client-go's three durations: ``LeaseDuration``, ``RenewDeadline``, ``RetryPeriod``."""
+
+    #: Followers take over after seeing the Lease unchanged for this long.
+    lease_seconds: float
+    #: The leader stops acting when no renewal has succeeded for this long, counted from
+    #: the sending of the last one that did.
+    renew_deadline_seconds: float
+    #: The leader renews, and followers look at the Lease, this often.
+    retry_seconds: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_seconds < self.renew_deadline_seconds < self.lease_seconds:
+            raise ValueError(
+                "leader election needs 0 < retry_seconds < renew_deadline_seconds < "
+                f"lease_seconds, got {self.retry_seconds}, {self.renew_deadline_seconds}, "
+                f"{self.lease_seconds}"
+            )
+
+    @classmethod
+    def for_lease(cls, lease_seconds: float) -> ElectionTiming:
+        """client-go's default ratios (15 s / 10 s / 2 s), scaled to ``lease_seconds``.
+
+        The renew deadline is two thirds of the lease: the last third is the margin
+        between the leader giving up and the earliest take-over.  Giving up is a timer
+        callback that closes the dispatcher synchronously, so the margin only has to
+        cover one event-loop iteration already under way and clock-rate drift between
+        nodes; a third is generous.  Renewing every 2/15 of the lease leaves five tries
+        within the deadline, so one slow or failed request never costs leadership.
+        """
+        return cls(lease_seconds, lease_seconds * 2 / 3, lease_seconds * 2 / 15)
 
 
-def _now() -> dt.datetime:
+def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _micro(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class LeaderElector:
-    def __init__(self, client: KubeClient, settings: ElectionSettings, identity: str) -> None:
-        self.client, self.settings, self.identity = client, settings, identity
-        self._path = LEASES.path(settings.namespace, settings.name)
+    """Acquire, keep and release the Lease as ``identity``; see the module docstring.
+
+    Time is the running event loop's monotonic clock (``loop.time()``); the wall clock
+    (``wall_clock``) only fills in the Lease's human-readable timestamps.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        timing: ElectionTiming,
+        identity: str,
+        *,
+        wall_clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self.store, self.timing, self.identity = store, timing, identity
+        self._wall_clock = wall_clock
+        #: The Lease as last read or written, and when it was first seen in that form.
+        self._observed: LeaseRecord | None = None
+        self._observed_at = 0.0
+        #: When our last successful write of the Lease was sent.
+        self._renewed_at: float | None = None
 
     async def acquire(self) -> None:
-        """Wait until this replica holds the lease."""
+        """Wait until this replica holds the Lease."""
         announced = False
-        while not await self._try():
+        while True:
+            try:
+                async with asyncio.timeout(self.timing.renew_deadline_seconds):
+                    if await self._try_acquire_or_renew():
+                        break
+            except (LeaseUnavailable, TimeoutError) as exc:
+                log.warning("could not read or write the leader Lease: %s", str(exc) or "timed out")
             if not announced:
                 log.info(
-                    "waiting to become the leader (lease %s/%s)",
-                    self.settings.namespace,
-                    self.settings.name,
+                    "waiting to become the leader (the Lease is held by %s)",
+                    self._other_holder() or "nobody",
                 )
                 announced = True
-            await asyncio.sleep(self.settings.retry_seconds)
+            await asyncio.sleep(self._follower_delay())
         log.info("became the leader as %s", self.identity)
 
-    async def keep(self) -> None:
-        """Renew the lease until cancelled; ``LostLeadership`` if it cannot."""
-        last_renewed = time.monotonic()
-        while True:
-            await asyncio.sleep(self.settings.retry_seconds)
-            try:
-                if await self._try():
-                    last_renewed = time.monotonic()
+    async def keep(self, stop_acting: Callable[[], None]) -> NoReturn:
+        """Renew the Lease until cancelled.
+
+        When it cannot be renewed in time, or another replica holds it, calls
+        ``stop_acting`` (once, synchronously) and raises ``LostLeadership``.
+        """
+        loop = asyncio.get_running_loop()
+        stopped = False
+
+        def lose(reason: str) -> LostLeadership:
+            nonlocal stopped
+            if not stopped:
+                stopped = True
+                log.error("lost leadership: %s; stopping", reason)
+                stop_acting()
+            return LostLeadership(reason)
+
+        late = f"the Lease was not renewed within {self.timing.renew_deadline_seconds:g}s"
+
+        def arm() -> asyncio.TimerHandle:
+            # A timer, so that acting stops at the deadline even while this coroutine
+            # waits on a hung request or the loop was stalled past it.
+            return loop.call_at(self._deadline(), lose, late)
+
+        watchdog = arm()
+        try:
+            while True:
+                await asyncio.sleep(self.timing.retry_seconds)
+                if stopped or loop.time() >= self._deadline():
+                    raise lose(late)
+                try:
+                    async with asyncio.timeout_at(self._deadline()):
+                        renewed = await self._try_acquire_or_renew()
+                except TimeoutError:
+                    raise lose(late) from None
+                except LeaseUnavailable as exc:
+                    log.warning("could not renew the leader Lease (will retry): %s", exc)
                     continue
-                raise LostLeadership(f"another replica holds lease {self.settings.name}")
-            except (ApiError, httpx.HTTPError) as exc:
-                log.warning("could not renew the leader lease: %s", exc)
-            # Give up a little before the lease runs out, so followers never overlap us.
-            if time.monotonic() - last_renewed > self.settings.lease_seconds * 0.8:
-                raise LostLeadership("could not renew the leader lease in time")
+                if stopped:
+                    raise lose(late)
+                if renewed:
+                    watchdog.cancel()
+                    watchdog = arm()
+                elif holder := self._other_holder():
+                    raise lose(f"replica {holder} holds the Lease")
+                # else: a write race lost to an unknown writer; the next try reads again.
+        except (LostLeadership, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug must not leave a leader that no longer renews
+            raise lose(f"leader election failed: {exc!r}") from exc
+        finally:
+            watchdog.cancel()
 
     async def release(self) -> None:
-        """Hand over at once on a clean stop (followers need not wait for expiry)."""
+        """Hand over at once on a clean stop: followers need not wait for expiry."""
+        self._renewed_at = None
         try:
-            lease = await self.client.get(self._path)
-            if lease["spec"].get("holderIdentity") == self.identity:
-                lease["spec"]["holderIdentity"] = None
-                lease["spec"]["leaseDurationSeconds"] = 1
-                await self.client.replace(self._path, lease)
-        except (ApiError, httpx.HTTPError) as exc:
-            log.warning("could not release the leader lease: %s", exc)
-
-    async def _try(self) -> bool:
-        """Take or renew the lease; True when we hold it afterwards."""
-        now = _now()
-        spec = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": self.settings.lease_seconds,
-            "renewTime": _micro(now),
-        }
-        try:
-            lease = await self.client.get(self._path)
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
-            try:
-                await self.client.create(
-                    LEASES.path(self.settings.namespace),
-                    {
-                        "apiVersion": "coordination.k8s.io/v1",
-                        "kind": "Lease",
-                        "metadata": {
-                            "name": self.settings.name,
-                            "namespace": self.settings.namespace,
-                        },
-                        "spec": {**spec, "acquireTime": _micro(now)},
-                    },
+            async with asyncio.timeout(self.timing.renew_deadline_seconds):
+                current = await self._observe()
+                if current is None or current.spec.holder != self.identity:
+                    return
+                # As client-go does: no holder, and a 1 s duration for followers that
+                # read a holder they have not yet seen change.
+                spec = replace(
+                    current.spec,
+                    holder=None,
+                    duration_seconds=1,
+                    renew_time=micro_time(self._wall_clock()),
                 )
-                return True
-            except ApiError as create_error:
-                if create_error.already_exists:
-                    return False
-                raise
-        held = lease.get("spec") or {}
-        holder = held.get("holderIdentity")
-        if holder and holder != self.identity and held.get("renewTime"):
-            expires = _parse(held["renewTime"]) + dt.timedelta(
-                seconds=held.get("leaseDurationSeconds", 15)
-            )
-            if expires > now:
-                return False
-        if holder != self.identity:
-            spec["acquireTime"] = _micro(now)
-            spec["leaseTransitions"] = held.get("leaseTransitions", 0) + 1
-        lease["spec"] = {**held, **spec}
+                self._observed = await self.store.update(spec, current.resource_version)
+            log.info("released the leader Lease")
+        except (LeaseConflict, LeaseUnavailable, TimeoutError) as exc:
+            log.warning("could not release the leader Lease: %s", str(exc) or "timed out")
+
+    def _deadline(self) -> float:
+        if self._renewed_at is None:
+            return -math.inf
+        return self._renewed_at + self.timing.renew_deadline_seconds
+
+    def _other_holder(self) -> str | None:
+        holder = self._observed.spec.holder if self._observed else None
+        return holder if holder != self.identity else None
+
+    def _expires_at(self) -> float:
+        """When the observed Lease expires by our own clock (``-inf``: free now)."""
+        if self._observed is None or not self._other_holder():
+            return -math.inf
+        duration = self._observed.spec.duration_seconds or self.timing.lease_seconds
+        return self._observed_at + duration
+
+    def _follower_delay(self) -> float:
+        """Look again after the retry period, or exactly when the Lease expires if sooner."""
+        remaining = self._expires_at() - asyncio.get_running_loop().time()
+        return (
+            min(self.timing.retry_seconds, remaining)
+            if remaining > 0
+            else self.timing.retry_seconds
+        )
+
+    async def _observe(self) -> LeaseRecord | None:
+        record = await self.store.get()
+        self._note(record)
+        return record
+
+    def _note(self, record: LeaseRecord | None) -> None:
+        """Remember ``record``; restart the silence count when it differs from the last."""
+        last = self._observed
+        if record is None or last is None or _changed(last, record):
+            self._observed_at = asyncio.get_running_loop().time()
+        self._observed = record
+
+    async def _try_acquire_or_renew(self) -> bool:
+        """One attempt to take or renew the Lease; True when we hold it afterwards."""
+        loop = asyncio.get_running_loop()
+        current = self._observed
+        if current is None or current.spec.holder != self.identity:
+            current = await self._observe()
+        # else: we wrote it last; renew on that resourceVersion, saving a read.
+        if current is not None and self._other_holder() and loop.time() < self._expires_at():
+            return False
+        sent = loop.time()
         try:
-            await self.client.replace(self._path, lease)  # carries resourceVersion: a race loses
-        except ApiError as exc:
-            if exc.conflict:
-                return False
-            raise
+            if current is None:
+                written = await self.store.create(self._claim(None))
+            else:
+                written = await self.store.update(
+                    self._claim(current.spec), current.resource_version
+                )
+        except LeaseConflict:
+            self._observed = None  # changed under us: read it afresh next time
+            return False
+        self._note(written)
+        self._renewed_at = sent
         return True
+
+    def _claim(self, previous: LeaseSpec | None) -> LeaseSpec:
+        now = micro_time(self._wall_clock())
+        duration = math.ceil(self.timing.lease_seconds)
+        if previous is not None and previous.holder == self.identity:
+            return replace(previous, duration_seconds=duration, renew_time=now)
+        return LeaseSpec(
+            holder=self.identity,
+            duration_seconds=duration,
+            acquire_time=now,
+            renew_time=now,
+            transitions=previous.transitions + 1 if previous is not None else 0,
+        )
+
+
+def _changed(before: LeaseRecord, after: LeaseRecord) -> bool:
+    return (before.spec.holder, before.spec.renew_time, before.resource_version) != (
+        after.spec.holder,
+        after.spec.renew_time,
+        after.resource_version,
+    )
+
+
+async def run_elected(
+    elector: LeaderElector,
+    operate: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    standing_by: AbstractAsyncContextManager[object],
+    stop_acting: Callable[[], None],
+) -> int:
+    """Stand by (inside ``standing_by``) until elected, then ``operate`` while leading.
+
+    The standby's server is stopped as soon as the Lease is ours, so that ``operate``
+    can bind the same address.
+
+    Returns the process exit status: 0 after ``operate`` returned (the Lease is
+    released), 1 after leadership was lost (``stop_acting`` has been called, then
+    ``operate`` cancelled), so that the pod restarts as a standby.
+    """
+    async with standing_by:
+        await elector.acquire()
+    keeper = asyncio.create_task(elector.keep(stop_acting), name="leader lease")
+    operator = asyncio.create_task(operate(), name="operator")
+    await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
+    if keeper.done():  # keep() has stopped acting already; now stop the rest
+        operator.cancel()
+        await asyncio.gather(operator, keeper, return_exceptions=True)
+        return 1
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    await elector.release()
+    operator.result()  # a crash of the operator still surfaces, after the release
+    return 0

@@ -1,0 +1,109 @@
+"""What a standby replica serves on the operator's address while it waits for the Lease.
+
+``/healthz`` answers 200 (the process is fine: a liveness probe must not kill a
+standby), ``/readyz`` 503 (a Service must not route workers here), and every ``/v1/...``
+request 503 ``not_leader``, which workers treat as "the operator is absent": they keep
+their work and retry (``docs/worker-protocol.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import TypedDict
+
+from aiohttp import web
+
+from shiftboss.settings import OperatorSettings
+from worker_runtime.protocol import ErrorDetail, ErrorResponse
+
+log = logging.getLogger("shiftboss.standby")
+
+STANDBY_MESSAGE = (
+    "this operator replica is a standby: it serves once it holds the leader Lease; "
+    "retry (the leader, or this replica after a take-over, will answer)"
+)
+
+
+class StandbyError(Exception):
+    """The standby's server could not start (address in use, unreadable certificate)."""
+
+
+class StandbyReadiness(TypedDict):
+    ready: bool
+    standby: bool
+    message: str
+
+
+def server_ssl_context(settings: OperatorSettings) -> ssl.SSLContext | None:
+    """The worker API's TLS context (``--tls-cert-file``/``--tls-key-file``), if set."""
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    body = StandbyReadiness(ready=False, standby=True, message=STANDBY_MESSAGE)
+    return web.json_response(body, status=503)
+
+
+async def _not_leader(request: web.Request) -> web.Response:
+    body = ErrorResponse(error=ErrorDetail(code="not_leader", message=STANDBY_MESSAGE))
+    return web.json_response(body.model_dump(exclude_none=True), status=503)
+
+
+class StandbyServer:
+    """The standby's HTTP server; an async context manager (serving inside it)."""
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.ssl_context = host, port, ssl_context
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def for_settings(cls, settings: OperatorSettings) -> StandbyServer:
+        try:
+            context = server_ssl_context(settings)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise StandbyError(
+                f"--tls-cert-file/--tls-key-file: cannot load {settings.tls_cert_file} "
+                f"and {settings.tls_key_file}: {exc}"
+            ) from exc
+        return cls(settings.host, settings.port, context)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", _readyz)
+        app.router.add_route("*", "/v1/{path:.*}", _not_leader)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise StandbyError(
+                f"--host/--port: cannot serve on {self.host}:{self.port}: {exc}"
+            ) from exc
+        self._runner = runner
+        log.info(
+            "standing by: /healthz, /readyz (503) and /v1 (503) on %s:%d", self.host, self.port
+        )
+
+    async def stop(self) -> None:
+        """Free the port (idempotent), so that the leader's own server can bind it."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> StandbyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,115 @@
+"""``run_elected``: stand by, lead, and stop in the right order (virtual time)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from lease_fakes import FakeLeaseBackend, Fault, now, run_virtual
+
+from shiftboss.kube.leases import LeaseSpec
+from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
+
+TIMING = ElectionTiming.for_lease(15)
+
+
+class Story:
+    """What happened, in order, with the virtual time of each step."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def __call__(self, step: str) -> None:
+        self.steps.append((step, now()))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.steps]
+
+    def at(self, name: str) -> float:
+        return dict(self.steps)[name]
+
+    @contextlib.asynccontextmanager
+    async def standby(self) -> AsyncIterator[None]:
+        self("standby up")
+        try:
+            yield
+        finally:
+            self("standby down")
+
+    async def operate(self, seconds: float = 3600, fail: bool = False) -> None:
+        self("operating")
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self("operator cancelled")
+            raise
+        if fail:
+            raise RuntimeError("the operator crashed")
+        self("operator done")
+
+
+def test_losing_the_lease_stops_acting_then_the_operator_and_exits_1():
+    async def scenario():
+        backend = FakeLeaseBackend()
+        backend.put(LeaseSpec(holder="old", duration_seconds=15))
+        client = backend.client("a")
+        story = Story()
+        elected = asyncio.create_task(
+            run_elected(
+                LeaderElector(client, TIMING, "a"),
+                story.operate,
+                standing_by=story.standby(),
+                stop_acting=lambda: story("stopped acting"),
+            )
+        )
+        await asyncio.sleep(20)
+        client.fault = Fault.HANG
+        assert await elected == 1
+        assert story.names() == [
+            "standby up",
+            "standby down",
+            "operating",
+            "stopped acting",
+            "operator cancelled",
+        ]
+        assert story.at("standby down") == 15.0  # elected once the old holder's lease ran out
+        assert story.at("stopped acting") == 19.0 + TIMING.renew_deadline_seconds
+
+    run_virtual(scenario())
+
+
+def test_an_operator_that_returns_releases_the_lease_and_exits_0():
+    async def scenario():
+        backend = FakeLeaseBackend()
+        story = Story()
+        status = await run_elected(
+            LeaderElector(backend.client("a"), TIMING, "a"),
+            lambda: story.operate(seconds=30),
+            standing_by=story.standby(),
+            stop_acting=lambda: story("stopped acting"),
+        )
+        assert status == 0
+        assert story.names() == ["standby up", "standby down", "operating", "operator done"]
+        assert backend.record is not None
+        assert (backend.record.spec.holder, backend.record.spec.duration_seconds) == (None, 1)
+
+    run_virtual(scenario())
+
+
+def test_an_operator_crash_still_releases_the_lease_and_surfaces():
+    async def scenario():
+        backend = FakeLeaseBackend()
+        story = Story()
+        with pytest.raises(RuntimeError, match="the operator crashed"):
+            await run_elected(
+                LeaderElector(backend.client("a"), TIMING, "a"),
+                lambda: story.operate(seconds=5, fail=True),
+                standing_by=story.standby(),
+                stop_acting=lambda: story("stopped acting"),
+            )
+        assert backend.record is not None and backend.record.spec.holder is None
+        assert "stopped acting" not in story.names()
+
+    run_virtual(scenario())
