@@ -157,8 +157,13 @@ def _first_error(validator: jsonschema_rs.Validator, params: dict[str, Any]) -> 
 
 
 def _error_text(error: jsonschema_rs.ValidationError) -> str:
-    where = "".join(f".{p}" for p in error.instance_path)
-    return _cut(f"spec.params{where}: {error.message}", MAX_ERROR_CHARS)
+    """One error, its middle cut out when long: it quotes the value at fault first and
+    says what is wrong with it last."""
+    text = f"spec.params{''.join(f'.{p}' for p in error.instance_path)}: {error.message}"
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    tail = MAX_ERROR_CHARS // 3
+    return f"{text[: MAX_ERROR_CHARS - tail - 5]} ... {text[-tail:]}"
 
 
 def _has_more_values(document: object, limit: int) -> bool:
