@@ -132,8 +132,14 @@ class ParamsValidator:
             if _has_more_values(params, MAX_VALUES_FOR_ALL_ERRORS):
                 return _first_error(compiled.validator, params)
             errors = list(compiled.validator.iter_errors(params))
-        except ValueError as exc:  # nesting past the engine's recursion limit
-            return f"spec.params: cannot be checked: {_first_line(str(exc))}"
+        except ValueError as exc:
+            # Only nesting deeper than the engine recurses (a few hundred levels) gets
+            # here.  Its stack would overflow past about 20,000, which JSON parsing keeps
+            # params far from: Python's parser stops at 1,000, the API server at 10,000.
+            return (
+                f"spec.params: cannot be checked: {_first_line(str(exc))} (the params are "
+                "nested too deeply for the validator: flatten them)"
+            )
         errors.sort(key=lambda e: [str(p) for p in e.instance_path])
         more = (
             f" (and {len(errors) - MAX_ERRORS_SHOWN} more)"
