@@ -17,19 +17,13 @@ from shiftboss.pools.pods import POOL_LABEL
 
 
 def register(registry: kopf.OperatorRegistry, app: App) -> None:
-    @kopf.on.login(registry=registry)
-    def login(**_: object) -> kopf.ConnectionInfo:
-        # Our own kubeconfig reader: it also understands tokenFile (rotating tokens).
-        cfg = app.client.config
-        return kopf.ConnectionInfo(
-            server=cfg.server,
-            ca_path=cfg.ca_file,
-            insecure=cfg.insecure,
-            certificate_path=cfg.cert_file,
-            private_key_path=cfg.key_file,
-            token=cfg.bearer_token(),
-            default_namespace=cfg.namespace,
-        )
+    @kopf.on.login(registry=registry, backoff=10)
+    async def login(**_: object) -> kopf.AiohttpSession:
+        # The operator's credentials (exec plugins, rotating tokens, impersonation), renewed
+        # per request; a failure is retried every 10 s with the plugin's error in the log.
+        from shiftboss.kube.kopf_login import login as kopf_login
+
+        return await kopf_login(app.client.config)
 
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, **_: object) -> None:

@@ -6,13 +6,14 @@ Paths are built by ``Resource`` so that callers never concatenate URLs by hand.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from shiftboss.kube.config import KubeConfig
+from shiftboss.kube.credentials import Credentials
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -74,16 +75,56 @@ TOKENREVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews", namespace
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 
 
-class KubeClient:
-    """One HTTP/2-less connection pool to the API server; use as an async context manager."""
+class KubeAuth(httpx.Auth):
+    """Sends each request with the config's current credentials (renewed when due, off
+    the event loop) and TLS server name; after a 401 it renews them once and retries."""
 
-    def __init__(self, config: KubeConfig, *, timeout: float = 30.0) -> None:
+    def __init__(self, config: KubeConfig) -> None:
+        self.config = config
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if self.config.tls_server_name:
+            request.extensions["sni_hostname"] = self.config.tls_server_name
+        credentials = await self.config.credentials.get()
+        _authorize(request, credentials)
+        response = yield request
+        if response.status_code == 401:
+            renewed = await self.config.credentials.after_unauthorized(credentials)
+            if renewed is not None:
+                _authorize(request, renewed)
+                yield request
+
+
+def _authorize(request: httpx.Request, credentials: Credentials) -> None:
+    request.headers.pop("Authorization", None)
+    if credentials.authorization:
+        request.headers["Authorization"] = credentials.authorization
+
+
+class KubeClient:
+    """One HTTP/2-less connection pool to the API server; use as an async context manager.
+
+    ``transport`` replaces the network (``httpx.MockTransport`` in tests)."""
+
+    def __init__(
+        self,
+        config: KubeConfig,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.config = config
         self._http = httpx.AsyncClient(
             base_url=config.server,
             verify=config.ssl_context(),
+            proxy=config.proxy,
+            auth=KubeAuth(config),
+            headers=[("Accept", "application/json"), *config.impersonation.headers()],
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            transport=transport,
         )
         #: Number of mutating requests sent, for the "writes per job" measurement.
         self.writes = 0
@@ -96,15 +137,6 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._http.aclose()
-
-    def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        token = self.config.bearer_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if content_type:
-            headers["Content-Type"] = content_type
-        return headers
 
     async def request(
         self,
@@ -122,10 +154,10 @@ class KubeClient:
             path,
             params={k: v for k, v in (params or {}).items() if v is not None},
             content=None if body is None else json.dumps(body),
-            headers=self._headers(content_type if body is not None else None),
+            headers={"Content-Type": content_type} if body is not None else None,
         )
         if response.status_code >= 400:
-            raise _api_error(response.status_code, response.content)
+            raise self._error(response.status_code, response.content)
         return response.json() if response.content else {}
 
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
@@ -165,14 +197,20 @@ class KubeClient:
         }
         query = {k: v for k, v in query.items() if v is not None}
         timeout = httpx.Timeout(timeout_seconds + 30, connect=10.0)
-        async with self._http.stream(
-            "GET", path, params=query, headers=self._headers(), timeout=timeout
-        ) as response:
+        async with self._http.stream("GET", path, params=query, timeout=timeout) as response:
             if response.status_code >= 400:
-                raise _api_error(response.status_code, await response.aread())
+                raise self._error(response.status_code, await response.aread())
             async for line in response.aiter_lines():
                 if line.strip():
                     yield json.loads(line)
+
+    def _error(self, status: int, content: bytes) -> ApiError:
+        error = _api_error(status, content)
+        reason = self.config.credentials.last_error
+        if status == 401 and reason is not None:
+            # The server only says "Unauthorized"; say why the credentials were stale.
+            error = ApiError(status, error.reason, f"{error.message} ({reason})")
+        return error
 
 
 def _api_error(status: int, content: bytes) -> ApiError:
