@@ -43,8 +43,12 @@ class AuthError(Exception):
     """401: no token, or a token the API server does not accept for our audience."""
 
 
-class RateLimited(Exception):
-    """429: too many failed authentications from this client address; retry later."""
+class RateLimited(AuthError):
+    """429: too many failed authentications from this client address; retry later.
+
+    An ``AuthError`` too (the caller was not authenticated), so that a handler that knows
+    only ``AuthError`` still refuses the request; catch this one first to answer 429.
+    """
 
     def __init__(self, retry_after: float, message: str) -> None:
         super().__init__(message)
@@ -175,7 +179,7 @@ class Authenticator:
         """The caller behind an ``Authorization`` header, sent from address ``peer``
         (``request.remote``; without one, all such callers share one rate limit).
 
-        Raises ``AuthError`` (401) or ``RateLimited`` (429); an unreachable API server
+        Raises ``RateLimited`` (429) or else ``AuthError`` (401); an unreachable API server
         raises its own error (``ApiError``, ``httpx.HTTPError``) and is not held against
         the caller.
         """
@@ -212,10 +216,13 @@ class Authenticator:
             raise AuthError(str(exc)) from None
         try:
             identity = await asyncio.shield(self._review_once(key, token, claims))
+        except RateLimited:
+            self._peers.refund(peer)  # the operator's own budget, not this address's doing
+            raise
         except (AuthError, asyncio.CancelledError):
             raise
         except Exception:
-            self._peers.refund(peer)  # the operator or the API server failed, not the caller
+            self._peers.refund(peer)  # the API server failed, not the caller
             raise
         self._peers.refund(peer)
         return identity

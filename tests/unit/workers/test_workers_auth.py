@@ -42,10 +42,10 @@ async def outcome(auth: Authenticator, token: str | None, peer: str = PEER) -> s
     """What happened to one request: 'ok', 'refused' (401) or 'limited' (429)."""
     try:
         await auth.identify(None if token is None else f"Bearer {token}", peer=peer)
-    except AuthError:
-        return "refused"
     except RateLimited:
         return "limited"
+    except AuthError:
+        return "refused"
     return "ok"
 
 
@@ -132,6 +132,7 @@ async def test_a_malformed_token_is_refused_without_a_review(auth, kube, authori
     with pytest.raises(AuthError) as refused:
         await auth.identify(authorization, peer=PEER)
 
+    assert type(refused.value) is AuthError
     assert problem in str(refused.value)
     assert kube.reviews == 0
 
@@ -247,6 +248,7 @@ async def test_rate_limited_says_when_to_retry_and_lets_one_through_then(auth, c
 
     with pytest.raises(RateLimited) as limited:
         await auth.identify("Bearer junk", peer=PEER)
+    assert isinstance(limited.value, AuthError)  # a handler that knows only AuthError refuses it
     assert limited.value.retry_after == pytest.approx(1.0)
     assert "retry in 1 s" in str(limited.value)
 
