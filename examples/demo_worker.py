@@ -43,12 +43,13 @@ class Sleep(BaseModel):
 
 @worker.skill()
 async def sleep(params: Sleep, ctx: Context) -> dict:
-    """Sleep, stopping early when the job is cancelled."""
+    """Sleep, stopping early when the job is cancelled or times out."""
     try:
         await asyncio.wait_for(ctx.cancelled.wait(), params.seconds)
-        return {"slept": False, "cancelled": True}
     except TimeoutError:
         return {"slept": params.seconds}
+    # Told to stop: stopping is not finishing (a returned value would count as a result).
+    raise asyncio.CancelledError(ctx.cancel_reason)
 
 
 class Explode(BaseModel):

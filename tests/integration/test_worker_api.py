@@ -401,8 +401,8 @@ AUTH_CASES = [
         "POST",
         CLAIM,
         403,
-        "wrong_pool",
-        "pool",
+        "wrong_worker",
+        None,
         body={"wait_seconds": 0},
         token="other",
     ),
@@ -411,8 +411,8 @@ AUTH_CASES = [
         "POST",
         HEARTBEAT,
         403,
-        "wrong_pool",
-        "pool",
+        "wrong_worker",
+        None,
         body={"attempt_ids": []},
         token="other",
     ),
@@ -421,8 +421,8 @@ AUTH_CASES = [
         "POST",
         COMPLETE,
         403,
-        "wrong_pool",
-        "pool",
+        "wrong_worker",
+        None,
         body={"result": "stolen"},
         token="other",
     ),
@@ -431,8 +431,8 @@ AUTH_CASES = [
         "POST",
         FAIL,
         403,
-        "wrong_pool",
-        "pool",
+        "wrong_worker",
+        None,
         body={"error_type": "Sabotage", "retryable": False},
         token="other",
     ),
@@ -1001,7 +1001,7 @@ def test_params_that_break_the_schema_fail_the_job_without_running_it(cluster, n
     assert status["error"]["type"] == "InvalidParams"
     assert status["error"]["retryable"] is False
     assert "spec.params.width" in status["error"]["message"], status["error"]
-    assert "'wide' is not of type 'integer'" in status["error"]["message"], status["error"]
+    assert '"wide" is not of type "integer"' in status["error"]["message"], status["error"]
 
     # The same skill with good params runs.
     apply(cluster, namespace, job_manifest("resize-ok", "resize", {"width": 640}))
