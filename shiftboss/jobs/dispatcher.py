@@ -136,9 +136,12 @@ class Dispatcher:
 
     def worker_disrupted(self, namespace: str, worker_id: str, why: str) -> None:
         """The worker's pod is being deleted (rollout, scale-down, eviction): attempts it
-        loses from now on are disruptions, not counted against maxAttempts."""
+        loses from now on are disruptions, not counted against maxAttempts.  Leases it
+        had already lost (its process crashed first) stay lost the way they were."""
+        now = self.book.monotonic()
         for lease in self.book.leases.held_by((namespace, worker_id)):
-            lease.disrupted = lease.disrupted or why
+            if lease.expires > now:
+                lease.disrupted = lease.disrupted or why
 
     def worker_gone(self, namespace: str, worker_id: str) -> None:
         """The worker's pod ended: its attempts cannot finish, so end their leases now
