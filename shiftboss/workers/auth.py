@@ -43,12 +43,8 @@ class AuthError(Exception):
     """401: no token, or a token the API server does not accept for our audience."""
 
 
-class RateLimited(AuthError):
-    """429: too many failed authentications from this client address; retry later.
-
-    An ``AuthError`` too (the caller was not authenticated), so that a handler that knows
-    only ``AuthError`` still refuses the request; catch this one first to answer 429.
-    """
+class RateLimited(Exception):
+    """429: too many failed authentications from this client address; retry later."""
 
     def __init__(self, retry_after: float, message: str) -> None:
         super().__init__(message)
@@ -179,7 +175,7 @@ class Authenticator:
         """The caller behind an ``Authorization`` header, sent from address ``peer``
         (``request.remote``; without one, all such callers share one rate limit).
 
-        Raises ``RateLimited`` (429) or else ``AuthError`` (401); an unreachable API server
+        Raises ``AuthError`` (401) or ``RateLimited`` (429); an unreachable API server
         raises its own error (``ApiError``, ``httpx.HTTPError``) and is not held against
         the caller.
         """
