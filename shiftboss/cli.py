@@ -193,7 +193,7 @@ async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
             return await run_elected(
                 elector,
                 operate,
-                standing_by=StandbyServer.for_settings(settings),
+                standing_by=StandbyServer(settings.host, settings.port, app.tls),
                 stop_acting=app.dispatcher.close,
             )
         except StandbyError as exc:

@@ -14,7 +14,6 @@ from typing import TypedDict
 
 from aiohttp import web
 
-from shiftboss.settings import OperatorSettings
 from worker_runtime.protocol import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("shiftboss.standby")
@@ -26,22 +25,13 @@ STANDBY_MESSAGE = (
 
 
 class StandbyError(Exception):
-    """The standby's server could not start (address in use, unreadable certificate)."""
+    """The standby's server could not start (the address is in use)."""
 
 
 class StandbyReadiness(TypedDict):
     ready: bool
     standby: bool
     message: str
-
-
-def server_ssl_context(settings: OperatorSettings) -> ssl.SSLContext | None:
-    """The worker API's TLS context (``--tls-cert-file``/``--tls-key-file``), if set."""
-    if not (settings.tls_cert_file and settings.tls_key_file):
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
-    return context
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -59,22 +49,15 @@ async def _not_leader(request: web.Request) -> web.Response:
 
 
 class StandbyServer:
-    """The standby's HTTP server; an async context manager (serving inside it)."""
+    """The standby's HTTP server; an async context manager (serving inside it).
+
+    Give it the worker API's address and TLS context (``App.tls``): a standby serves
+    the same scheme on the same address as the leader it may become.
+    """
 
     def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.ssl_context = host, port, ssl_context
         self._runner: web.AppRunner | None = None
-
-    @classmethod
-    def for_settings(cls, settings: OperatorSettings) -> StandbyServer:
-        try:
-            context = server_ssl_context(settings)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise StandbyError(
-                f"--tls-cert-file/--tls-key-file: cannot load {settings.tls_cert_file} "
-                f"and {settings.tls_key_file}: {exc}"
-            ) from exc
-        return cls(settings.host, settings.port, context)
 
     async def start(self) -> None:
         app = web.Application()

@@ -8,7 +8,6 @@ import ssl
 import httpx
 import pytest
 
-from shiftboss.settings import OperatorSettings
 from shiftboss.standby import StandbyError, StandbyServer
 from shiftboss.testing.cluster import free_port
 from shiftboss.testing.pki import write_self_signed
@@ -64,24 +63,15 @@ async def test_a_busy_port_is_a_clear_error():
 async def test_the_standby_serves_tls_when_the_worker_api_does(tmp_path):
     cert, key = write_self_signed(tmp_path, "operator", ("127.0.0.1",))
     port = free_port()
-    settings = OperatorSettings(
-        host="127.0.0.1", port=port, tls_cert_file=str(cert), tls_key_file=str(key)
-    )
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
     trust = ssl.create_default_context(cafile=str(cert))
     async with (
-        StandbyServer.for_settings(settings),
+        StandbyServer("127.0.0.1", port, serving),
         httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=trust) as http,
     ):
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.post("/v1/workers/register")).status_code == 503
-    async with StandbyServer.for_settings(settings), httpx.AsyncClient() as plain:
+    async with StandbyServer("127.0.0.1", port, serving), httpx.AsyncClient() as plain:
         with pytest.raises(httpx.RemoteProtocolError):  # plain HTTP is not served
             await plain.get(f"http://127.0.0.1:{port}/healthz")
-
-
-def test_an_unreadable_certificate_is_a_clear_error(tmp_path):
-    settings = OperatorSettings(
-        tls_cert_file=str(tmp_path / "missing.crt"), tls_key_file=str(tmp_path / "missing.key")
-    )
-    with pytest.raises(StandbyError, match="--tls-cert-file/--tls-key-file: cannot load"):
-        StandbyServer.for_settings(settings)
