@@ -1,9 +1,10 @@
 """WorkerPool reconciliation: level-based, one loop per pool.
 
 Any event about a pool, its pods or its jobs marks the pool dirty; its loop then
-lists the pool's pods, asks the pure planner (``plan``) what to create and delete,
-does it, and writes the pool's status if it changed.  This module is the only
-writer of WorkerPool status and of worker pods.
+lists the pool's pods, updates the pool's health (workers that exit on their own,
+pods the API server refuses: both back off), asks the pure planner (``plan``) what to
+create and delete, does it, and writes the pool's status if it changed.  This module
+is the only writer of WorkerPool status and of worker pods.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +22,23 @@ from shiftboss.api.common import API_GROUP, API_VERSION, utcnow
 from shiftboss.api.workerpool import WorkerPool, WorkerPoolSpec
 from shiftboss.kube.client import PODS, ApiError, KubeClient, Resource
 from shiftboss.kube.events import EventRecorder
-from shiftboss.pools.plan import PodView, plan, pool_status, status_changed
-from shiftboss.pools.pods import POOL_LABEL, template_hash, worker_pod
+from shiftboss.pools.health import (
+    POD_CREATE_FAILED,
+    WORKER_CRASH_LOOP,
+    PoolHealth,
+    Trouble,
+    describe_exit,
+    refused_message,
+)
+from shiftboss.pools.plan import Plan, plan
+from shiftboss.pools.pods import (
+    DEFAULT_CANCEL_GRACE_SECONDS,
+    POOL_LABEL,
+    template_hash,
+    worker_pod,
+)
+from shiftboss.pools.podview import PodView
+from shiftboss.pools.status import pool_status, status_changed
 
 log = logging.getLogger("shiftboss.pools")
 
@@ -30,6 +47,10 @@ WORKERPOOLS = Resource(API_GROUP, API_VERSION, "workerpools")
 DEBOUNCE_SECONDS = 0.3
 #: Every pool is reconciled at least this often, even without events (seconds).
 RESYNC_SECONDS = 10.0
+#: After pods were created or deleted, or a pass failed, look again this soon (seconds).
+RECHECK_SECONDS = 1.0
+
+PoolKey = tuple[str, str]  # (namespace, name)
 
 
 class PoolController:
@@ -42,13 +63,18 @@ class PoolController:
         queued: Callable[[str, str], int],
         running: Callable[[str, str], int],
         busy_workers: Callable[[str], set[str]],
+        cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client, self.events, self.operator_url = client, events, operator_url
         self.queued, self.running, self.busy_workers = queued, running, busy_workers
-        self.pools: dict[tuple[str, str], WorkerPool] = {}
-        self._dirty: dict[tuple[str, str], asyncio.Event] = {}
-        self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._problems: dict[tuple[str, str], str] = {}
+        self.cancel_grace_seconds = cancel_grace_seconds
+        #: Wall-clock time (pod timestamps are wall-clock too).
+        self.clock = clock
+        self.pools: dict[PoolKey, WorkerPool] = {}
+        self._health: dict[PoolKey, PoolHealth] = {}
+        self._dirty: dict[PoolKey, asyncio.Event] = {}
+        self._loops: dict[PoolKey, asyncio.Task[None]] = {}
         self._started = False
         self.status_writes = 0
 
@@ -58,6 +84,7 @@ class PoolController:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if deleted:
             self.pools.pop(key, None)
+            self._health.pop(key, None)
             task = self._loops.pop(key, None)
             if task:
                 task.cancel()
@@ -92,6 +119,11 @@ class PoolController:
         pool = self.pools.get((namespace, name))
         return pool.spec if pool else None
 
+    def trouble(self, namespace: str, name: str) -> Trouble | None:
+        """What holds the pool back now (its ``Degraded`` cause), if anything."""
+        health = self._health.get((namespace, name))
+        return health.trouble() if health else None
+
     def why_waiting(self, namespace: str, name: str) -> str:
         """Why a job of this pool waits, for its status message."""
         spec = self.spec(namespace, name)
@@ -99,6 +131,9 @@ class PoolController:
             return f"no WorkerPool {name!r} in namespace {namespace!r}: create it or fix spec.pool"
         if spec.paused:
             return f"pool {name} is paused (spec.paused): no job is dispatched until it resumes"
+        trouble = self.trouble(namespace, name)
+        if trouble is not None:
+            return f"waiting for a worker of pool {name}, which is degraded: {trouble.message}"
         return f"waiting for a worker of pool {name}"
 
     def is_paused(self, namespace: str, name: str) -> bool:
@@ -112,77 +147,109 @@ class PoolController:
 
     # -- the loop -----------------------------------------------------------------------
 
-    async def _loop(self, key: tuple[str, str]) -> None:
+    async def _loop(self, key: PoolKey) -> None:
         dirty = self._dirty[key]
+        recheck_at: float | None = None
         while key in self.pools:
+            timeout = RESYNC_SECONDS
+            if recheck_at is not None:
+                timeout = min(timeout, max(0.0, recheck_at - self.clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(dirty.wait(), RESYNC_SECONDS)
+                await asyncio.wait_for(dirty.wait(), timeout)
             dirty.clear()
             try:
-                converged = await self.reconcile(key)
+                recheck_at = await self.reconcile(key)
             except (ApiError, httpx.HTTPError) as exc:
                 log.warning("pool %s/%s: reconcile failed, will retry: %s", *key, exc)
-                converged = False
+                recheck_at = self.clock() + RECHECK_SECONDS
             except Exception:
                 log.exception("pool %s/%s: reconcile failed", *key)
-                converged = False
-            if not converged and key not in self._problems:
-                dirty.set()  # check again soon: pods were created or deleted
-            # With a lasting problem (pods refused), the next try is the resync or a change.
-            await asyncio.sleep(DEBOUNCE_SECONDS if converged else 1.0)
+                recheck_at = self.clock() + RECHECK_SECONDS
+            await asyncio.sleep(DEBOUNCE_SECONDS)
 
-    async def reconcile(self, key: tuple[str, str]) -> bool:
-        """One pass; True when nothing had to change."""
+    async def reconcile(self, key: PoolKey) -> float | None:
+        """One pass; returns when to look again even without an event (None: at the
+        resync): soon after pods were created or deleted, or when a back-off ends."""
         pool = self.pools.get(key)
         if pool is None:
-            return True
+            return None
         namespace, name = key
+        now = self.clock()
         current_hash = template_hash(pool, self.operator_url)
         listing = await self.client.get(PODS.path(namespace), labelSelector=f"{POOL_LABEL}={name}")
         busy = self.busy_workers(namespace)
         views = [PodView.from_pod(p, busy) for p in listing.get("items", [])]
-        todo = plan(
-            0 if pool.metadata.get("deletionTimestamp") else pool.spec.replicas, current_hash, views
-        )
+        health = self._health.get(key, PoolHealth())
+        health, exits = health.observe(views, current_hash, pool.generation, now)
+        for exited in exits:
+            self._warn(pool, WORKER_CRASH_LOOP, describe_exit(exited))
+        desired = 0 if pool.metadata.get("deletionTimestamp") else pool.spec.replicas
+        todo = plan(desired, current_hash, views, now=now, hold_until=health.hold_until)
+        recheck_at = todo.recheck_at
         if not todo.noop:
             log.info("pool %s/%s: %s", namespace, name, todo.reason)
-            await self._apply(pool, current_hash, todo.create, todo.delete)
-        await self._write_status(pool, current_hash, views, busy)
-        return todo.noop
+            health = await self._apply(pool, current_hash, todo, health, now)
+            recheck_at = now + RECHECK_SECONDS  # their events may be slow or missed
+        self._health[key] = health
+        await self._write_status(pool, current_hash, views, busy, health.trouble())
+        return recheck_at
 
     async def _apply(
-        self, pool: WorkerPool, current_hash: str, create: int, delete: tuple[str, ...]
-    ) -> None:
-        key = (pool.namespace or "", pool.name or "")
-        manifest = worker_pod(pool, operator_url=self.operator_url, template_hash=current_hash)
-        try:
-            for _ in range(create):
-                await self.client.create(PODS.path(key[0]), manifest)
-            self._problems.pop(key, None)
-        except ApiError as exc:
-            if exc.status in (400, 403, 404, 422):
-                # Permanent until someone changes something: say so instead of looping hot.
-                message = f"cannot create worker pods: {exc.message}"
-                if self._problems.get(key) != message:
-                    self.events.record(
-                        kind="WorkerPool",
-                        namespace=key[0],
-                        name=key[1],
-                        uid=pool.uid or "",
-                        reason="PodCreateFailed",
-                        message=message,
-                        warning=True,
-                    )
-                self._problems[key] = message
+        self, pool: WorkerPool, current_hash: str, todo: Plan, health: PoolHealth, now: float
+    ) -> PoolHealth:
+        namespace = pool.namespace or ""
+        if todo.create:
+            manifest = worker_pod(
+                pool,
+                operator_url=self.operator_url,
+                template_hash=current_hash,
+                cancel_grace_seconds=self.cancel_grace_seconds,
+            )
+            try:
+                for _ in range(todo.create):
+                    await self.client.create(PODS.path(namespace), manifest)
+            except ApiError as exc:
+                if exc.already_exists:
+                    raise  # a generated name was taken: an ordinary retry will do
+                # A quota, a missing service account, an admission webhook...: retried
+                # with a back-off, said once (an Event with a count), not every second.
+                cause = exc.message or str(exc)
+                message = refused_message(cause, manifest["metadata"]["generateName"])
+                health = health.create_refused(message, now)
+                self._warn(pool, POD_CREATE_FAILED, message)
             else:
-                raise
-        for pod_name in delete:
-            # The pod's grace period is the pool's drain timeout: a busy worker finishes first.
-            with contextlib.suppress(ApiError):
-                await self.client.delete(PODS.path(key[0], pod_name))
+                health = health.created()
+        for pod_name in todo.delete:
+            # No grace period is given: the pod's own terminationGracePeriodSeconds (the
+            # pool's drain timeout plus the cancel grace and time to report) applies.
+            try:
+                await self.client.delete(PODS.path(namespace, pod_name))
+            except ApiError as exc:
+                if not exc.not_found:
+                    log.warning(
+                        "pool %s/%s: cannot delete pod %s: %s", namespace, pool.name, pod_name, exc
+                    )
+        return health
+
+    def _warn(self, pool: WorkerPool, reason: str, message: str) -> None:
+        log.warning("pool %s/%s: %s: %s", pool.namespace, pool.name, reason, message)
+        self.events.record(
+            kind="WorkerPool",
+            namespace=pool.namespace or "",
+            name=pool.name or "",
+            uid=pool.uid or "",
+            reason=reason,
+            message=message,
+            warning=True,
+        )
 
     async def _write_status(
-        self, pool: WorkerPool, current_hash: str, views: list[PodView], busy: set[str]
+        self,
+        pool: WorkerPool,
+        current_hash: str,
+        views: list[PodView],
+        busy: set[str],
+        trouble: Trouble | None,
     ) -> None:
         namespace, name = pool.namespace or "", pool.name or ""
         pod_names = {v.name for v in views}
@@ -193,17 +260,9 @@ class PoolController:
             queued_jobs=self.queued(namespace, name),
             running_jobs=self.running(namespace, name),
             busy_workers=len(busy & pod_names),
+            trouble=trouble,
             now=utcnow(),
         )
-        problem = self._problems.get((namespace, name))
-        if problem:
-            for condition in status.conditions:
-                if condition.type == "Degraded":
-                    condition.status, condition.reason, condition.message = (
-                        "True",
-                        "PodCreateFailed",
-                        problem,
-                    )
         if not status_changed(pool.status, status):
             return
         body = {"status": status.model_dump(by_alias=True, mode="json", exclude_none=True)}

@@ -1,102 +1,21 @@
-"""What to do with a WorkerPool's pods, and what its status says: pure, level-based.
+"""What to do with a WorkerPool's pods: pure, level-based.
 
 :func:`plan` looks at the pods as they are (never at what was done before) and says
 how many pods to create and which ones to delete.  Computing it twice on the same
 input gives the same plan; applying it and computing again converges to ``desired``
-ready pods of the current template.  :func:`pool_status` turns the same observation
-into the pool's ``status``.
+ready pods of the current template.  A back-off is an input (``hold_until``), and the
+plan says when to look again (``recheck_at``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from shiftboss.api.common import ConditionStatus, set_condition
-from shiftboss.api.workerpool import PoolConditionType, WorkerPool, WorkerPoolStatus, selector_for
+from .podview import PodView
 
-from .pods import HASH_LABEL
-
-__all__ = [
-    "FINISHED_PHASES",
-    "Plan",
-    "PodView",
-    "plan",
-    "pool_status",
-    "status_changed",
-]
-
-#: Pod phases of a worker that has exited: its pod is deleted and replaced.
-FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
-
-
-def _timestamp(value: Any) -> float:
-    """A creationTimestamp (RFC 3339 string, datetime or number) as a POSIX timestamp."""
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp()
-    text = str(value)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        # Kubernetes always writes UTC; a naive value is taken as UTC too.
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-@dataclass(frozen=True)
-class PodView:
-    """What the planner needs to know about one worker pod."""
-
-    name: str
-    template_hash: str | None
-    phase: str | None  # "Pending" | "Running" | "Succeeded" | "Failed" | None
-    ready: bool
-    terminating: bool  # metadata.deletionTimestamp is set
-    busy: bool  # the worker runs at least one job attempt now
-    created: float  # metadata.creationTimestamp as a POSIX timestamp
-
-    @property
-    def finished(self) -> bool:
-        """The worker has exited (phase Succeeded or Failed)."""
-        return self.phase in FINISHED_PHASES
-
-    @property
-    def live(self) -> bool:
-        """Neither terminating nor finished: the pod counts towards the pool's size."""
-        return not self.terminating and not self.finished
-
-    @classmethod
-    def from_pod(cls, pod: Mapping[str, Any], busy_workers: set[str] | frozenset[str]) -> PodView:
-        """Read a pod as the API server returns it (a dict, camelCase keys).
-
-        ``busy_workers`` holds the worker ids (pod names) that run at least one job
-        attempt now, as the dispatcher knows them.
-        """
-        metadata = pod.get("metadata") or {}
-        status = pod.get("status") or {}
-        name = metadata.get("name") or ""
-        labels = metadata.get("labels") or {}
-        phase = status.get("phase") or None
-        ready_condition = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or ()
-        )
-        return cls(
-            name=name,
-            template_hash=labels.get(HASH_LABEL),
-            phase=phase,
-            ready=ready_condition and phase not in FINISHED_PHASES,
-            terminating=metadata.get("deletionTimestamp") is not None,
-            busy=name in busy_workers,
-            created=_timestamp(metadata.get("creationTimestamp")),
-        )
+__all__ = ["Plan", "plan"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +26,8 @@ class Plan:
     create: int = 0
     delete: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    #: When to plan again even if nothing changes (a back-off ends); None: on change.
+    recheck_at: float | None = None
 
     @property
     def reason(self) -> str:
@@ -133,12 +54,24 @@ def _outdated_order(pod: PodView) -> tuple[bool, bool, float, str]:
     return (pod.ready, pod.busy, *_newest_first(pod))
 
 
-def plan(desired: int, current_hash: str, pods: Sequence[PodView], max_surge: int = 1) -> Plan:
+def plan(
+    desired: int,
+    current_hash: str,
+    pods: Sequence[PodView],
+    max_surge: int = 1,
+    *,
+    now: float = 0.0,
+    hold_until: float = 0.0,
+) -> Plan:
     """The pods to create and delete so that the pool converges to ``desired`` ready
     pods of template ``current_hash``.
 
-    * Finished pods (Succeeded/Failed) are always deleted; their workers are replaced.
+    * Finished pods (Succeeded/Failed) are deleted; their workers are replaced.
       Terminating pods are ignored: not counted, not deleted again.
+    * While ``now < hold_until`` (a back-off: workers keep exiting, or the API server
+      refuses pods) no pod is created, and finished pods of the current template keep
+      their places (and their status and logs, for whoever looks) until then;
+      ``recheck_at`` says when the hold ends.
     * Pods of the current template beyond ``desired`` are deleted: idle before busy,
       not-ready before ready, newest first.
     * Outdated pods (another template) are deleted only while enough ready pods stay
@@ -160,12 +93,7 @@ def plan(desired: int, current_hash: str, pods: Sequence[PodView], max_surge: in
         )
 
     reasons: list[str] = []
-
-    finished = sorted((p for p in pods if p.finished and not p.terminating), key=_newest_first)
-    if finished:
-        reasons.append(
-            f"replace {len(finished)} exited worker(s): " + ", ".join(p.name for p in finished)
-        )
+    held_back = now < hold_until
 
     live = [p for p in pods if p.live]
     current = sorted((p for p in live if p.template_hash == current_hash), key=_removal_order)
@@ -174,6 +102,22 @@ def plan(desired: int, current_hash: str, pods: Sequence[PodView], max_surge: in
     # Surplus of the current template (scale-down): the first in removal order go.
     surplus = max(0, len(current) - desired)
     kept_current = current[surplus:]
+
+    # Exited workers: replaced, unless a back-off holds them (within desired) in place.
+    exited = sorted((p for p in pods if p.exited_on_its_own), key=_newest_first)
+    places = max(0, desired - len(kept_current)) if held_back else 0
+    held = [p for p in exited if p.template_hash == current_hash][:places]
+    finished = [p for p in exited if p not in held]
+    if held:
+        reasons.append(
+            f"back-off: keep {len(held)} exited worker(s) until {_clock(hold_until)}: "
+            + ", ".join(p.name for p in held)
+        )
+    if finished:
+        reasons.append(
+            f"remove {len(finished)} exited worker(s): " + ", ".join(p.name for p in finished)
+        )
+
     removed: list[PodView] = []
     if surplus:
         gone = current[:surplus]
@@ -215,8 +159,12 @@ def plan(desired: int, current_hash: str, pods: Sequence[PodView], max_surge: in
     # Scale up / surge: create current-template pods up to desired, total capped.
     live_after = len(kept_current) + len(outdated) - deleted_outdated
     missing = max(0, desired - len(kept_current))
-    create = max(0, min(missing, desired + max_surge - live_after))
-    if create:
+    wanted = max(0, min(missing, desired + max_surge - live_after))
+    create = 0 if held_back else wanted
+    recheck_at = hold_until if held_back and (wanted or held) else None
+    if held_back and wanted:
+        reasons.append(f"back-off: create {wanted} worker(s) after {_clock(hold_until)}")
+    elif create:
         reasons.append(
             f"create {create} worker(s) of template {current_hash} "
             f"({len(kept_current)} of {desired} desired exist)"
@@ -230,147 +178,8 @@ def plan(desired: int, current_hash: str, pods: Sequence[PodView], max_surge: in
     # Exited workers first (they hold nothing), then live pods in removal order: idle
     # before busy, not-ready before ready, newest first.
     delete = [p.name for p in finished] + [p.name for p in sorted(removed, key=_removal_order)]
-    return Plan(create=create, delete=tuple(delete), reasons=tuple(reasons))
+    return Plan(create=create, delete=tuple(delete), reasons=tuple(reasons), recheck_at=recheck_at)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def pool_status(
-    pool: WorkerPool,
-    *,
-    template_hash: str,
-    pods: Sequence[PodView],
-    queued_jobs: int = 0,
-    running_jobs: int = 0,
-    busy_workers: int | None = None,
-    previous: WorkerPoolStatus | None = None,
-    now: datetime,
-) -> WorkerPoolStatus:
-    """The pool's status from what was observed now.
-
-    ``previous`` is the status as last written (default: ``pool.status``); a condition's
-    ``lastTransitionTime`` only moves (to ``now``) when its status changes.
-    ``busy_workers`` defaults to the number of live pods marked busy.
-
-    * ``Ready`` is True when at least ``spec.replicas`` pods of the current template are
-      ready.
-    * ``Progressing`` is True while a rollout (outdated pods left), a scale up or down,
-      workers starting, or workers draining (terminating pods) is under way.
-    * ``Degraded`` is True when more pods ended Failed than ``spec.replicas`` among the
-      pods seen now: workers keep crashing.
-    """
-    name = pool.name or ""
-    desired = pool.spec.replicas
-    generation = pool.generation
-    if previous is None:
-        previous = pool.status
-
-    live = [p for p in pods if p.live]
-    current = [p for p in live if p.template_hash == template_hash]
-    outdated = [p for p in live if p.template_hash != template_hash]
-    ready_current = sum(1 for p in current if p.ready)
-    ready_all = sum(1 for p in live if p.ready)
-    draining = sum(1 for p in pods if p.terminating)
-    failed = sum(1 for p in pods if p.phase == "Failed")
-    if busy_workers is None:
-        busy_workers = sum(1 for p in live if p.busy)
-
-    conditions = list(previous.conditions) if previous is not None else []
-
-    # Ready
-    ready = ready_current >= desired
-    message = f"{ready_current}/{desired} workers ready"
-    if pool.spec.paused:
-        message += "; dispatch paused"
-    conditions = set_condition(
-        conditions,
-        PoolConditionType.READY,
-        ready,
-        "WorkersReady" if ready else "WorkersNotReady",
-        message,
-        observed_generation=generation,
-        now=now,
-    )
-
-    # Progressing
-    if outdated:
-        progressing = (
-            "RollingOut",
-            f"replacing {_plural(len(outdated), 'outdated worker')} with template "
-            f"{template_hash} ({ready_current}/{desired} updated workers ready)",
-        )
-    elif len(current) < desired:
-        progressing = ("ScalingUp", f"{len(current)}/{desired} workers created")
-    elif len(current) > desired:
-        progressing = ("ScalingDown", f"{len(current)} workers, {desired} desired")
-    elif ready_current < desired:
-        progressing = ("WorkersStarting", f"{ready_current}/{desired} workers ready")
-    elif draining:
-        progressing = ("WorkersDraining", f"{_plural(draining, 'worker')} draining")
-    else:
-        progressing = None
-    if progressing is not None:
-        status, (reason, message) = ConditionStatus.TRUE, progressing
-    else:
-        status, reason = ConditionStatus.FALSE, "WorkersUpToDate"
-        message = f"{_plural(desired, 'worker')} of template {template_hash}"
-    conditions = set_condition(
-        conditions,
-        PoolConditionType.PROGRESSING,
-        status,
-        reason,
-        message,
-        observed_generation=generation,
-        now=now,
-    )
-
-    # Degraded
-    if failed > desired:
-        status, reason = ConditionStatus.TRUE, "WorkersFailing"
-        message = (
-            f"{_plural(failed, 'worker pod')} failed ({desired} desired): workers keep exiting"
-        )
-    else:
-        status, reason = ConditionStatus.FALSE, "WorkersHealthy"
-        message = f"{_plural(failed, 'worker pod')} failed" if failed else "no worker pod failed"
-    conditions = set_condition(
-        conditions,
-        PoolConditionType.DEGRADED,
-        status,
-        reason,
-        message,
-        observed_generation=generation,
-        now=now,
-    )
-
-    return WorkerPoolStatus(
-        replicas=desired,
-        ready_replicas=ready_all,
-        busy_workers=busy_workers,
-        queued_jobs=queued_jobs,
-        running_jobs=running_jobs,
-        selector=selector_for(name),
-        template_hash=template_hash,
-        observed_generation=generation,
-        conditions=conditions,
-    )
-
-
-def _comparable(status: WorkerPoolStatus) -> dict[str, Any]:
-    data = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    conditions = []
-    for condition in data.get("conditions", []):
-        condition.pop("lastTransitionTime", None)
-        conditions.append(condition)
-    data["conditions"] = sorted(conditions, key=lambda c: c["type"])
-    return data
-
-
-def status_changed(old: WorkerPoolStatus | None, new: WorkerPoolStatus) -> bool:
-    """Whether ``new`` says anything ``old`` does not, timestamps aside: the operator
-    writes the status only when this is true."""
-    if old is None:
-        return True
-    return _comparable(old) != _comparable(new)
+def _clock(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%SZ")

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shiftboss.pools.plan import Plan, PodView, plan
+from shiftboss.pools.plan import Plan, plan
 from shiftboss.pools.pods import HASH_LABEL, POOL_LABEL
+from shiftboss.pools.podview import PodView
 
 NEW = "newhash000"
 OLD = "oldhash000"
@@ -503,3 +504,72 @@ def test_a_crashing_pod_is_replaced_until_converged() -> None:
     assert rounds >= 1
     assert_converged(cluster, 2)
     assert "a" not in {p.name for p in cluster.pods}
+
+
+# --- back-off: a hold on creating pods ---------------------------------------------------
+
+HOLD = 1000.0  # hold_until in the cases below
+
+
+def exited(name: str, hash_: str = NEW, phase: str = "Failed", created: float = 0.0) -> PodView:
+    return pod(name, hash_, phase=phase, ready=False, created=created)
+
+
+@pytest.mark.parametrize(
+    ("desired", "pods", "now", "create", "delete", "recheck_at"),
+    [
+        # No hold: an exited worker is removed and replaced at once.
+        (1, [exited("x")], HOLD, 1, ("x",), None),
+        # Held: it keeps its place, nothing is created, look again when the hold ends.
+        (1, [exited("x")], HOLD - 1, 0, (), HOLD),
+        (1, [exited("x", phase="Succeeded")], HOLD - 1, 0, (), HOLD),
+        # Held with no exited pod: a scale-up waits too.
+        (3, [pod("a")], HOLD - 1, 0, (), HOLD),
+        # Held, at full strength: nothing waits on the hold.
+        (2, [pod("a"), pod("b")], HOLD - 1, 0, (), None),
+        # Held, but exited pods beyond desired (scaled down meanwhile) go at once.
+        (1, [exited("x", created=2), exited("y", created=1)], HOLD - 1, 0, ("y",), HOLD),
+        (0, [exited("x")], HOLD - 1, 0, ("x",), None),
+        # Held: exited workers of an outdated template go at once (they hold no place).
+        (1, [exited("old", OLD)], HOLD - 1, 0, ("old",), HOLD),
+        # Held: scale-down and rollout deletions are not held.
+        (1, [pod("a"), pod("b", created=1)], HOLD - 1, 0, ("b",), None),
+        (1, [pod("o", OLD), pod("n")], HOLD - 1, 0, ("o",), None),
+        # Held: the exited place of a pool with one worker left.
+        (2, [pod("a"), exited("x")], HOLD - 1, 0, (), HOLD),
+        # Hold over: every exited worker goes and is replaced.
+        (2, [pod("a"), exited("x"), exited("y")], HOLD + 5, 1, ("x", "y"), None),
+    ],
+)
+def test_plan_with_a_hold(
+    desired: int,
+    pods: list[PodView],
+    now: float,
+    create: int,
+    delete: tuple[str, ...],
+    recheck_at: float | None,
+) -> None:
+    result = plan(desired, NEW, pods, now=now, hold_until=HOLD)
+    assert (result.create, set(result.delete), result.recheck_at) == (
+        create,
+        set(delete),
+        recheck_at,
+    ), result.reasons
+    if recheck_at is not None:
+        assert any("back-off" in r for r in result.reasons)
+
+
+def test_a_held_pool_converges_once_the_hold_ends() -> None:
+    """Restarts are not lost: after the back-off the pool reaches its replicas."""
+    cluster = Cluster([exited("x"), exited("y"), pod("a")])
+    held = plan(3, NEW, cluster.pods, now=HOLD - 1, hold_until=HOLD)
+    assert (held.create, held.delete) == (0, ())
+    cluster.apply(held, NEW)
+    cluster.tick()
+    for _ in range(10):
+        result = plan(3, NEW, cluster.pods, now=HOLD + 1, hold_until=HOLD)
+        if result.noop:
+            break
+        cluster.apply(result, NEW)
+        cluster.tick()
+    assert_converged(cluster, 3)

@@ -118,14 +118,31 @@ def test_pod_spec_basics() -> None:
     spec = manifest["spec"]
     assert spec["restartPolicy"] == "Never"
     assert spec["serviceAccountName"] == "resizer"
-    assert spec["terminationGracePeriodSeconds"] == 40
+    assert spec["terminationGracePeriodSeconds"] == 30 + 5 + 10
+    assert container(manifest)["terminationMessagePolicy"] == "FallbackToLogsOnError"
     for absent in ("nodeSelector", "tolerations", "affinity"):
         assert absent not in spec
 
 
-def test_grace_period_follows_the_drain_timeout() -> None:
-    assert build(make_pool())["spec"]["terminationGracePeriodSeconds"] == 60 + 10
-    assert build(make_pool(drainTimeoutSeconds=0))["spec"]["terminationGracePeriodSeconds"] == 10
+@pytest.mark.parametrize(
+    ("drain", "cancel_grace", "grace"),
+    [
+        # The drain timeout, then the cancel grace for what still runs, then 10 s to
+        # hand it back (release) before SIGKILL.
+        (60, None, 60 + 5 + 10),
+        (0, None, 0 + 5 + 10),
+        (30, 0.0, 30 + 0 + 10),
+        (30, 2.5, 30 + 3 + 10),  # rounded up: never less than the runtime waits
+    ],
+)
+def test_grace_period_leaves_room_after_the_drain_timeout(
+    drain: int, cancel_grace: float | None, grace: int
+) -> None:
+    pool = make_pool(drainTimeoutSeconds=drain)
+    extra = {} if cancel_grace is None else {"cancel_grace_seconds": cancel_grace}
+    manifest = worker_pod(pool, operator_url=OPERATOR_URL, template_hash="abcdef0123", **extra)
+    assert manifest["spec"]["terminationGracePeriodSeconds"] == grace
+    assert pods.grace_period_seconds(pool, **extra) == grace
 
 
 def test_scheduling_fields_when_set() -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shiftboss.api.common import Condition, get_condition
 from shiftboss.api.workerpool import WorkerPool, WorkerPoolStatus
-from shiftboss.pools.plan import PodView, pool_status, status_changed
+from shiftboss.pools.health import Trouble
+from shiftboss.pools.podview import PodView
+from shiftboss.pools.status import pool_status, status_changed
 
 NEW = "newhash000"
 OLD = "oldhash000"
@@ -160,18 +164,87 @@ def test_progressing_reasons() -> None:
     assert (done.status, done.reason) == ("False", "WorkersUpToDate")
 
 
-def test_degraded_when_more_pods_failed_than_desired() -> None:
-    failed = [pod(f"f{i}", phase="Failed", ready=False) for i in range(3)]
-    status = status_of(make_pool(2), ready_pods(2) + failed)
-    degraded = cond(status, "Degraded")
-    assert (degraded.status, degraded.reason) == ("True", "WorkersFailing")
-    assert "3 worker pods failed" in (degraded.message or "")
+CRASH = Trouble(
+    "WorkerCrashLoop",
+    "worker exited with code 1: ModuleNotFoundError: No module named 'nosuchmodule' "
+    "(2 exits in a row; replaced after a 20s back-off)",
+)
+REFUSED = Trouble("PodCreateFailed", "cannot create worker pods: exceeded quota: pods=0")
 
-    at_limit = status_of(make_pool(2), ready_pods(2) + failed[:2])
-    assert cond(at_limit, "Degraded").status == "False"
-    # Succeeded pods (drained workers) are not failures.
-    drained = [pod(f"s{i}", phase="Succeeded", ready=False) for i in range(5)]
-    assert cond(status_of(make_pool(2), drained), "Degraded").status == "False"
+
+def test_exited_pods_alone_do_not_make_a_pool_degraded() -> None:
+    # Whether exits are a crash loop is the pool's health to say (see test_pools_health).
+    failed = [pod(f"f{i}", phase="Failed", ready=False) for i in range(3)]
+    degraded = cond(status_of(make_pool(2), ready_pods(2) + failed), "Degraded")
+    assert (degraded.status, degraded.reason) == ("False", "WorkersHealthy")
+    assert degraded.message == "no worker exited on its own; worker pods are created"
+
+
+@pytest.mark.parametrize("trouble", [CRASH, REFUSED], ids=lambda t: t.reason)
+def test_a_trouble_is_degraded_and_stalled_and_holds_progress_back(trouble: Trouble) -> None:
+    held = [pod("x", phase="Failed", ready=False)]
+    status = status_of(make_pool(1), held, trouble=trouble)
+    summary = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert summary == {
+        "Ready": ("False", "WorkersNotReady"),
+        "Progressing": ("False", trouble.reason),
+        "Degraded": ("True", trouble.reason),
+        "Stalled": ("True", trouble.reason),
+    }
+    assert cond(status, "Degraded").message == trouble.message
+    assert cond(status, "Stalled").message == trouble.message
+    assert cond(status, "Progressing").message == (
+        f"held back by {trouble.reason}: see the Degraded condition"
+    )
+
+
+def test_a_trouble_with_every_worker_ready_is_degraded_but_not_progressing() -> None:
+    # The replacement runs, the crash loop is not over until it has proven itself.
+    status = status_of(make_pool(2), ready_pods(2), trouble=CRASH)
+    summary = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert summary == {
+        "Ready": ("True", "WorkersReady"),
+        "Progressing": ("False", "WorkersUpToDate"),
+        "Degraded": ("True", "WorkerCrashLoop"),
+        "Stalled": ("True", "WorkerCrashLoop"),
+    }
+
+
+def test_reconciling_is_present_only_while_progressing() -> None:
+    pool = make_pool(2)
+    starting = status_of(pool, [pod("a"), pod("b", ready=False)])
+    reconciling = cond(starting, "Reconciling")
+    progressing = cond(starting, "Progressing")
+    assert (reconciling.status, reconciling.reason, reconciling.message) == (
+        "True",
+        progressing.reason,
+        progressing.message,
+    )
+    assert get_condition(starting.conditions, "Stalled") is None
+    done = status_of(pool, ready_pods(2), previous=starting, now=T1)
+    assert [c.type for c in done.conditions] == ["Ready", "Progressing", "Degraded"]
+
+
+def test_recovery_clears_degraded_and_stalled() -> None:
+    pool = make_pool(1)
+    troubled = status_of(pool, [], trouble=REFUSED, now=T0)
+    healed = status_of(pool, ready_pods(1), previous=troubled, now=T1)
+    assert cond(healed, "Degraded").status == "False"
+    assert cond(healed, "Degraded").last_transition_time == T1
+    assert get_condition(healed.conditions, "Stalled") is None
+
+
+def test_a_lasting_trouble_writes_nothing_new_while_the_crash_loop_turns() -> None:
+    # While the same trouble lasts, the replacement's coming and going (pending, then
+    # exited again) changes no condition: no status write per turn of the loop.
+    pool = make_pool(1)
+    held = status_of(pool, [pod("x", phase="Failed", ready=False)], trouble=CRASH, now=T0)
+    for pods in ([pod("y", phase="Pending", ready=False)], [pod("y", ready=False)], []):
+        again = status_of(pool, pods, trouble=CRASH, previous=held, now=T1)
+        assert not status_changed(held, again), pods
+    # The next exit says so (one write per exit, as the back-off allows).
+    third = Trouble(CRASH.reason, CRASH.message.replace("2 exits", "3 exits"))
+    assert status_changed(held, status_of(pool, [], trouble=third, previous=held, now=T2))
 
 
 def test_transition_time_moves_only_when_status_changes() -> None:
