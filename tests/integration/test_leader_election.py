@@ -91,6 +91,13 @@ def lease_holder(cluster, namespace: str) -> str:
     )
 
 
+FINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
+
+
+def pod_names(cluster, namespace: str) -> set[str]:
+    return {p["metadata"]["name"] for p in get(cluster, namespace, "pods")["items"]}
+
+
 def no_tracebacks(*replicas: OperatorProcess) -> None:
     for replica in replicas:
         log = replica.process.log.read_text(errors="replace")
@@ -192,6 +199,7 @@ def test_a_leader_hand_over_during_long_jobs_costs_no_attempt(cluster, namespace
         time.sleep(3)  # mid-run: the workers are in the middle of their skills
         first.kill()
         wait_serving(second, "/readyz", timeout=LEASE_SECONDS + 20)
+        assert all_running()  # the new leader took over work in flight
 
         def finished() -> list[dict] | None:
             jobs = get(cluster, namespace, "jobs.shiftboss.io")["items"]
@@ -210,13 +218,6 @@ def test_a_leader_hand_over_during_long_jobs_costs_no_attempt(cluster, namespace
         assert outcomes == {name: ("Succeeded", 1, [(1, "Succeeded")]) for name in names}
         assert pod_names(cluster, namespace) == pods_before  # one URL: no rollout on hand-over
         no_tracebacks(second)
-
-
-FINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
-
-
-def pod_names(cluster, namespace: str) -> set[str]:
-    return {p["metadata"]["name"] for p in get(cluster, namespace, "pods")["items"]}
 
 
 async def test_lease_writes_are_conditional_on_the_resource_version(kube, namespace):
