@@ -7,7 +7,9 @@ except a pod registering its own name, which always wins (a pod's name is its ow
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from shiftboss.workers.limits import RegistrationLimits, check_identity_room, check_pool_room
@@ -15,6 +17,9 @@ from worker_runtime.protocol import RegisterRequest, SkillSpec
 
 #: Owners of pod-bound identities start with this (see ``WorkerIdentity.owner``).
 POD_OWNER_PREFIX = "pod:"
+#: Distinct skills (name and schemas) kept as one shared copy each: the workers of a pool
+#: register the same skills, so a pool of 500 costs one copy of its schemas, not 500.
+MAX_SHARED_SKILLS = 4096
 
 
 class WorkerIdTaken(Exception):
@@ -54,6 +59,7 @@ class WorkerRegistry:
     ) -> None:
         self.forget_after_seconds = forget_after_seconds
         self.limits = limits or RegistrationLimits()
+        self._skills: OrderedDict[str, SkillSpec] = OrderedDict()
         self._workers: dict[tuple[str, str], WorkerInfo] = {}
 
     def register(self, namespace: str, request: RegisterRequest, owner: str) -> WorkerInfo:
@@ -80,7 +86,7 @@ class WorkerRegistry:
             namespace=namespace,
             pool=request.pool,
             worker_id=request.worker_id,
-            skills={s.name: s for s in request.skills},
+            skills={s.name: self._shared(s) for s in request.skills},
             capacity=request.capacity,
             owner=owner,
             version=request.version,
@@ -90,6 +96,17 @@ class WorkerRegistry:
             info.last_claim, info.claim_seq = existing.last_claim, existing.claim_seq
         self._workers[key] = info
         return info
+
+    def _shared(self, skill: SkillSpec) -> SkillSpec:
+        key = hashlib.sha256(skill.model_dump_json().encode()).hexdigest()
+        shared = self._skills.get(key)
+        if shared is None:
+            self._skills[key] = shared = skill
+            if len(self._skills) > MAX_SHARED_SKILLS:
+                self._skills.popitem(last=False)  # still held by its workers, just not shared
+        else:
+            self._skills.move_to_end(key)
+        return shared
 
     def get(self, namespace: str, worker_id: str) -> WorkerInfo | None:
         info = self._workers.get((namespace, worker_id))
