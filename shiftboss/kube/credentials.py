@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("shiftboss.kube")
 
-#: A refused or due fetch is not repeated sooner than this: a plugin that keeps failing,
-#: or credentials the server keeps refusing, cost one fetch per interval, not one per request.
-REFETCH_INTERVAL = dt.timedelta(seconds=5)
+#: Credentials are fetched at most this often, so that a plugin printing tokens that are
+#: already expired, or credentials the server keeps refusing, cost one run a second, not
+#: one per request.
+REFETCH_INTERVAL = dt.timedelta(seconds=1)
+#: After a failed fetch the next one waits this long (the old credentials are used meanwhile).
+RETRY_AFTER_FAILURE = dt.timedelta(seconds=5)
 #: How long a request waits for a fetch of expired credentials before it goes ahead with
 #: what it has (and the API server decides).  Exec plugins answer in well under a second.
 FETCH_TIMEOUT_SECONDS = 60.0
@@ -116,40 +119,51 @@ class CredentialCache:
         except KubeConfigError:
             return current  # already logged; the server answers 401 and says why
 
+    async def renew(self) -> Credentials:
+        """Fetch now, unless the credentials were fetched in the last ``REFETCH_INTERVAL``.
+        Raises ``KubeConfigError`` when the fetch fails (or failed moments ago)."""
+        if self._may_refetch():
+            return await self._shared_fetch()
+        if self._backing_off(self._clock()) and self.last_error is not None:
+            raise self.last_error
+        return self._current
+
     async def after_unauthorized(self, refused: Credentials) -> Credentials | None:
         """New credentials to retry a request with after the API server refused ``refused``
         (401), or ``None`` when there are none (nothing newer, or the fetch failed)."""
         if self._current is not refused:
             return self._current  # another request renewed them meanwhile
-        if self._may_refetch():
-            try:
-                renewed = await self._shared_fetch()
-            except KubeConfigError:
-                renewed = refused
-            if renewed != refused:
-                return renewed
+        try:
+            renewed = await self.renew()
+        except KubeConfigError:
+            renewed = refused  # logged; the 401 will carry it (last_error)
+        if renewed != refused:
+            return renewed
         self._rejected = refused
         return None
 
-    async def fresh(self) -> Credentials:
-        """Credentials fetched now (or in the last ``REFETCH_INTERVAL``), for a new login.
+    async def for_login(self) -> Credentials:
+        """Credentials for a new session (Kopf logs in at start, and again after a 401 that
+        renewing could not cure): the current ones, renewed if due.
 
-        Raises ``KubeConfigError`` when the fetch fails, or when the API server refused the
-        credentials and there are no newer ones, so that the caller retries later.
+        Raises ``KubeConfigError`` when the API server refused them and no newer ones are to
+        be had (the fetch fails or gives the same), so that the caller retries later.
         """
-        if self._may_refetch():
-            await self._shared_fetch()
-        elif self.last_error is not None:
-            raise self.last_error
-        if self._rejected is not None and self._rejected == self._current:
+        if self._is_refused():
+            await self.renew()
+        if self._is_refused():
+            reason = f" ({self.last_error})" if self.last_error else ""
             raise KubeConfigError(
-                "the API server refuses these credentials (401 Unauthorized) and there are "
-                "no newer ones: renew them (log in again) or fix the kubeconfig user"
+                f"the API server refuses these credentials (401 Unauthorized) and there are "
+                f"no newer ones{reason}: renew them (log in again) or fix the kubeconfig user"
             )
-        return self._current
+        return await self.get()
+
+    def _is_refused(self) -> bool:
+        return self._rejected is not None and self._rejected == self._current
 
     def _backing_off(self, now: dt.datetime) -> bool:
-        return self._failed_at is not None and now - self._failed_at < REFETCH_INTERVAL
+        return self._failed_at is not None and now - self._failed_at < RETRY_AFTER_FAILURE
 
     def _may_refetch(self) -> bool:
         now = self._clock()

@@ -18,9 +18,9 @@ from shiftboss.kube.credentials import Credentials
 
 
 async def login(config: KubeConfig) -> kopf.AiohttpSession:
-    """For ``kopf.on.login``.  Fetches fresh credentials (Kopf logs in at start and after
-    a 401) and raises ``KubeConfigError`` when none are to be had, so that Kopf retries."""
-    await config.credentials.fresh()
+    """For ``kopf.on.login``; raises ``KubeConfigError`` when the API server refused the
+    credentials and no newer ones are to be had, so that Kopf retries later."""
+    await config.credentials.for_login()
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, ssl=config.ssl_context()),
         headers=config.impersonation.headers(),

@@ -33,15 +33,14 @@ def config(tmp_path, plugin) -> KubeConfig:
 
 
 class ApiServer:
-    """Accepts only ``Bearer token-<accepted>``; records the Authorization of every request."""
+    """Accepts only ``Bearer token-2``; records the Authorization of every request."""
 
-    def __init__(self, accepted: int = 2) -> None:
-        self.accepted = f"Bearer token-{accepted}"
+    def __init__(self) -> None:
         self.seen: list[str | None] = []
 
     def answer(self, authorization: str | None) -> tuple[int, dict[str, object]]:
         self.seen.append(authorization)
-        if authorization != self.accepted:
+        if authorization != "Bearer token-2":
             return 401, {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized"}
         return 200, {"kind": "Namespace", "metadata": {"name": "default"}}
 
@@ -97,9 +96,8 @@ async def test_a_401_after_a_failed_renewal_says_why(config, plugin):
 
 @pytest.fixture
 async def aiohttp_server():
-    """``ApiServer`` over real HTTP on loopback, for Kopf's aiohttp session (which logs in
-    with a fresh fetch, ``token-2``: the server accepts the next one)."""
-    server = ApiServer(accepted=3)
+    """``ApiServer`` over real HTTP on loopback, for Kopf's aiohttp session."""
+    server = ApiServer()
     headers: list[dict[str, list[str]]] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -129,12 +127,13 @@ async def test_kopf_session_renews_after_a_401_and_retries(tmp_path, plugin, aio
         session.post(f"{url}/api/v1/namespaces", json={"metadata": {}}) as response,
     ):
         assert response.status == 200
-    assert server.seen == ["Bearer token-2", "Bearer token-3"]
+    assert server.seen == ["Bearer token-1", "Bearer token-2"]
     assert headers[-1]["Impersonate-User"] == ["operator"]
     assert headers[-1]["Impersonate-Group"] == ["a", "b"]
 
 
-async def test_kopf_login_fails_with_the_plugin_error(config, plugin):
+async def test_kopf_login_after_an_incurable_401_fails_with_the_plugin_error(config, plugin):
     plugin.fail("error: no credentials for profile prod")
+    assert await config.credentials.after_unauthorized(config.credentials.current) is None
     with pytest.raises(KubeConfigError, match="no credentials for profile prod"):
         await login(config)

@@ -13,6 +13,7 @@ import yaml
 from kube_fakes import RecordingProxy, TlsServer, kubeconfig
 
 from shiftboss.kube import config as config_module
+from shiftboss.kube import credentials as credentials_module
 from shiftboss.kube.client import KubeClient
 from shiftboss.kube.config import KubeConfig, KubeConfigError
 from shiftboss.kube.kopf_login import login
@@ -53,7 +54,7 @@ def test_merged_kubeconfig_files_take_the_context_from_one_and_the_user_from_ano
     assert config.credentials.current.authorization == "Bearer from-b"
 
 
-async def test_a_token_file_is_read_again_when_it_rotates(tmp_path):
+async def test_a_token_file_is_read_again_when_it_rotates(tmp_path, monkeypatch):
     token = tmp_path / "token"
     token.write_text("first")
     config = KubeConfig.from_file(kubeconfig(tmp_path / "config", user={"tokenFile": str(token)}))
@@ -62,9 +63,9 @@ async def test_a_token_file_is_read_again_when_it_rotates(tmp_path):
     assert current.refresh_at is not None
     assert current.refresh_at - dt.datetime.now(dt.UTC) > dt.timedelta(seconds=55)
     token.write_text("second")
-    assert (await config.credentials.fresh()).authorization == "Bearer first"  # just read
-    config.credentials._fetched_at -= dt.timedelta(minutes=1)  # as if a minute had passed
-    assert (await config.credentials.fresh()).authorization == "Bearer second"
+    assert (await config.credentials.renew()).authorization == "Bearer first"  # just read
+    monkeypatch.setattr(credentials_module, "REFETCH_INTERVAL", dt.timedelta())
+    assert (await config.credentials.renew()).authorization == "Bearer second"
 
 
 def test_a_static_token_is_never_renewed(tmp_path):
@@ -200,14 +201,14 @@ def in_cluster(tmp_path, monkeypatch):
     return directory
 
 
-async def test_in_cluster_credentials_follow_the_rotating_token(in_cluster):
+async def test_in_cluster_credentials_follow_the_rotating_token(in_cluster, monkeypatch):
     config = KubeConfig.load()
     assert (config.server, config.namespace) == ("https://10.0.0.1:443", "team-a")
     assert config.ca_file == str(in_cluster / "ca.crt")
     assert config.credentials.current.authorization == "Bearer pod-token"
     (in_cluster / "token").write_text("rotated-token\n")
-    config.credentials._fetched_at -= dt.timedelta(minutes=1)
-    assert (await config.credentials.fresh()).authorization == "Bearer rotated-token"
+    monkeypatch.setattr(credentials_module, "REFETCH_INTERVAL", dt.timedelta())
+    assert (await config.credentials.renew()).authorization == "Bearer rotated-token"
 
 
 def test_in_cluster_without_the_service_variables_says_what_is_missing(in_cluster, monkeypatch):

@@ -124,7 +124,7 @@ async def test_a_failed_fetch_keeps_the_old_credentials_and_says_why(cache, sour
     assert (await cache.get()).authorization == "Bearer token-1"  # the server will decide
     assert "expired SSO session" in str(cache.last_error)
     assert (await cache.get()).authorization == "Bearer token-1"
-    assert source.calls == 1, "a failing source is not run again within REFETCH_INTERVAL"
+    assert source.calls == 1, "a failing source is not run again within RETRY_AFTER_FAILURE"
     clock.advance(5)
     source.error = None
     assert (await cache.get()).authorization == "Bearer token-2"
@@ -146,27 +146,43 @@ async def test_after_a_401_nothing_newer_means_no_retry_and_login_fails(cache, s
     clock.advance(10)
     assert await cache.after_unauthorized(cache.current) is None
     with pytest.raises(KubeConfigError, match="refuses these credentials"):
-        await cache.fresh()
+        await cache.for_login()
     source.repeat = False
-    clock.advance(5)
-    assert (await cache.fresh()).authorization == "Bearer token-2"
+    clock.advance(1)
+    assert (await cache.for_login()).authorization == "Bearer token-2"
 
 
 async def test_refused_credentials_fetched_moments_ago_are_not_fetched_again(cache, source, clock):
-    clock.advance(1)
+    clock.advance(0.5)
     assert await cache.after_unauthorized(cache.current) is None
     with pytest.raises(KubeConfigError, match="refuses these credentials"):
-        await cache.fresh()
+        await cache.for_login()
     assert source.calls == 0
 
 
-async def test_login_fails_with_the_source_error(cache, source, clock):
+async def test_login_takes_the_current_credentials_without_a_fetch(cache, source, clock):
+    clock.advance(10)
+    assert (await cache.for_login()).authorization == "Bearer token-1"
+    assert source.calls == 0
+
+
+async def test_login_after_a_failed_renewal_fails_with_the_source_error(cache, source, clock):
     source.error = "exec plugin `get-token` failed: no such profile"
     clock.advance(10)
+    assert await cache.after_unauthorized(cache.current) is None
     with pytest.raises(KubeConfigError, match="no such profile"):
-        await cache.fresh()
+        await cache.for_login()
     with pytest.raises(KubeConfigError, match="no such profile"):
-        await cache.fresh()  # within the back-off: the same error, no second run
+        await cache.renew()  # within the back-off: the same error, no second run
+    assert source.calls == 1
+
+
+async def test_renew_fetches_at_most_once_per_interval(cache, source, clock):
+    clock.advance(0.5)
+    assert (await cache.renew()).authorization == "Bearer token-1"
+    clock.advance(0.5)
+    assert (await cache.renew()).authorization == "Bearer token-2"
+    assert (await cache.renew()).authorization == "Bearer token-2"
     assert source.calls == 1
 
 
@@ -176,8 +192,8 @@ async def test_listeners_hear_of_changed_credentials_only(source, clock):
         source, source.token(1), clock=clock, on_change=lambda c: heard.append(c.authorization)
     )
     clock.advance(10)
-    await cache.fresh()
+    await cache.renew()
     source.repeat = True
     clock.advance(10)
-    await cache.fresh()
+    await cache.renew()
     assert heard == ["Bearer token-2"]

@@ -3,6 +3,8 @@ renewed, client certificates, and failures that name the command and show its st
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from kube_fakes import ExecPlugin, TlsServer, eventually, kubeconfig
 
@@ -21,9 +23,8 @@ def load(tmp_path, user) -> KubeConfig:
     return KubeConfig.from_file(kubeconfig(tmp_path / "config", user=user))
 
 
-async def test_an_expiring_token_is_renewed_before_it_expires(tmp_path, plugin, monkeypatch):
-    monkeypatch.setattr(credentials_module, "REFETCH_INTERVAL", credentials_module.dt.timedelta())
-    plugin.lifetime(1.0)
+async def test_an_expiring_token_is_renewed_before_it_expires(tmp_path, plugin):
+    plugin.lifetime(2.0)
     config = load(tmp_path, plugin.user())
     first = config.credentials.current
     assert first.authorization == "Bearer token-1"
@@ -108,13 +109,15 @@ def test_a_failing_plugin_names_the_command_and_shows_why(tmp_path, plugin, stee
         load(tmp_path, plugin.user())
 
 
-async def test_a_plugin_failing_later_keeps_the_old_token_until_it_works_again(tmp_path, plugin):
+async def test_a_plugin_failing_later_keeps_the_old_token_until_it_works_again(
+    tmp_path, plugin, monkeypatch
+):
+    monkeypatch.setattr(credentials_module, "REFETCH_INTERVAL", dt.timedelta())
     config = load(tmp_path, plugin.user())
     plugin.fail("cannot reach the identity provider")
-    config.credentials._fetched_at -= credentials_module.REFETCH_INTERVAL
     with pytest.raises(KubeConfigError, match="cannot reach the identity provider"):
-        await config.credentials.fresh()
+        await config.credentials.renew()
     assert config.credentials.current.authorization == "Bearer token-1"
     (plugin.dir / "fail").unlink()
-    config.credentials._failed_at -= credentials_module.REFETCH_INTERVAL
-    assert (await config.credentials.fresh()).authorization == "Bearer token-3"
+    monkeypatch.setattr(credentials_module, "RETRY_AFTER_FAILURE", dt.timedelta())
+    assert (await config.credentials.renew()).authorization == "Bearer token-3"
