@@ -63,6 +63,7 @@ class Claims:
         self._reregister = reregister
         self._drain_requested = drain_requested
         self._backoff = Backoff(timings.retry_initial_seconds, timings.retry_max_seconds)
+        self._failures = 0  # in a row
 
     async def run(self) -> None:
         """Claim until draining starts."""
@@ -90,6 +91,9 @@ class Claims:
             else:
                 unanswered = None
                 self._backoff.reset()
+                if self._failures:
+                    log.info("claims answered again after %d failure(s)", self._failures)
+                    self._failures = 0
                 for assignment in response.assignments:
                     self._start(assignment, sent_at)
                 elapsed = time.monotonic() - sent

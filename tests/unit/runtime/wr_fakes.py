@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from wr_http import HANG, RESET, FaultyServer, Reply, Request, _Action
+from wr_http import RESET, FaultyServer, Reply, Request, _Action
 
 from worker_runtime import Worker, WorkerConfig
 from worker_runtime.client import OperatorClient
@@ -69,6 +69,8 @@ class Job:
     skill: str
     params: dict[str, Any]
     deadline: datetime | None = None
+    #: Attempts that may end in a retryable failure before the job fails for good.
+    max_attempts: int = 1
     attempt: int = 0
     #: (attempt id, what ended it: "complete", "fail", "release", or the operator's reason)
     history: list[tuple[str, str]] = field(default_factory=list)
@@ -104,7 +106,8 @@ class FakeOperator:
         self.queue: list[Job] = []
         self.queued = asyncio.Event()
         self.leases: dict[str, Lease] = {}
-        self.issued: set[str] = set()
+        #: Every assignment ever written, by attempt id.
+        self.assignments: dict[str, Assignment] = {}
         self.registered: set[str] = set()
         self.last_claim: dict[str, tuple[str, list[str]]] = {}  # worker -> (request id, ids)
         self.faults: list[tuple[str, Any]] = []
@@ -113,11 +116,22 @@ class FakeOperator:
         # What happened, for assertions.
         self.registers: list[RegisterRequest] = []
         self.claims: list[ClaimRequest] = []
+        #: The request id of every claim that arrived, faulted ones included.
+        self.claim_ids: list[str | None] = []
+        #: The attempt ids each claim in ``claims`` was answered with.
+        self.claim_answers: list[list[str]] = []
         self.heartbeats: list[HeartbeatRequest] = []
         self.commands_sent: list[Command] = []
         self.progress: list[tuple[str, dict[str, Any]]] = []
+        #: The accepted report of each attempt: (action, body).
         self.reports: dict[str, tuple[str, dict[str, Any]]] = {}
+        #: Every report request: (attempt id, action or the fault's "HTTP <status>").
         self.report_calls: list[tuple[str, str]] = []
+        #: Every report that reached the protocol logic: (attempt id, action, body, status).
+        self.report_requests: list[tuple[str, str, dict[str, Any], int]] = []
+        self.heartbeat_times: list[float] = []
+        #: Every request that arrived, faulted ones included: (path, body).
+        self.requests: list[tuple[str, dict[str, Any]]] = []
         self.auth_headers: list[str] = []
         self.on_claim: Callable[[ClaimRequest], None] = lambda request: None
         self._manual: list[Command] = []
@@ -164,7 +178,7 @@ class FakeOperator:
 
     def fault(self, path_suffix: str, answer: Any, code: str = "", times: int = 1) -> None:
         """The next ``times`` requests whose path ends with ``path_suffix`` get ``answer``:
-        a status (with ``code``), ``DROP``, ``RESET`` or ``HANG``."""
+        a status (with ``code``), a ``Reply``, ``DROP``, ``RESET`` or ``HANG``."""
         self.faults += [(path_suffix, (answer, code))] * times
 
     def _absence_over(self) -> None:
@@ -177,12 +191,17 @@ class FakeOperator:
     # -- what tests do ------------------------------------------------------------------
 
     def enqueue(
-        self, skill: str, params: dict[str, Any] | None = None, deadline: datetime | None = None
+        self,
+        skill: str,
+        params: dict[str, Any] | None = None,
+        *,
+        deadline: datetime | None = None,
+        max_attempts: int = 1,
     ) -> str:
         """Queue a job; returns the id its first attempt will have."""
         self._next_uid += 1
         uid = f"uid-{self._next_uid}"
-        job = Job(uid, f"job-{self._next_uid}", skill, params or {}, deadline)
+        job = Job(uid, f"job-{self._next_uid}", skill, params or {}, deadline, max_attempts)
         self.jobs[uid] = job
         self.queue.append(job)
         self.queued.set()
@@ -191,9 +210,18 @@ class FakeOperator:
     def job_of(self, attempt_id: str) -> Job:
         return self.jobs[attempt_id.rpartition(".")[0]]
 
-    def command(self, type_: str, attempt_id: str | None = None, reason: str = "") -> None:
+    def command(
+        self,
+        type_: str,
+        attempt_id: str | None = None,
+        reason: str = "",
+        assignment: Assignment | None = None,
+    ) -> None:
         """Send a command with the next heartbeat answer, whatever the fake's state."""
-        self._manual.append(Command(type=CommandType(type_), attempt_id=attempt_id, reason=reason))
+        command = Command(
+            type=CommandType(type_), attempt_id=attempt_id, reason=reason, assignment=assignment
+        )
+        self._manual.append(command)
 
     def cancel(
         self, attempt_id: str, reason: str = "cancelled", grace: float | None = None
@@ -204,6 +232,11 @@ class FakeOperator:
         lease.cancel_grace = self.cancel_grace if grace is None else grace
         fence_in = self.heartbeat_interval + lease.cancel_grace + self.fence_slack
         lease.cancel_fence_at = time.monotonic() + fence_in
+
+    def fence(self, attempt_id: str, how: str) -> None:
+        """End the attempt on the operator's side (e.g. ``TimedOut``): its job is queued
+        again if it has attempts left, and heartbeats listing it get ``abandon``."""
+        self._end(attempt_id, how, retryable=True)
 
     def give(self, attempt_id: str, worker_id: str = "w1") -> Lease:
         """Write a claim for ``worker_id`` without it asking (as if its answer were lost)."""
@@ -227,17 +260,21 @@ class FakeOperator:
         )
         lease = Lease(assignment, job, worker_id, time.monotonic() + self.lease_seconds, handed)
         self.leases[attempt_id] = lease
-        self.issued.add(attempt_id)
+        self.assignments[attempt_id] = assignment
         return lease
 
-    def _end(self, attempt_id: str, how: str) -> None:
+    def _end(self, attempt_id: str, how: str, retryable: bool = False) -> None:
         lease = self.leases.pop(attempt_id)
-        lease.job.history.append((attempt_id, how))
-        if how in ("release", "LeaseExpired"):
-            self.queue.append(lease.job)  # again, as its next attempt
+        job = lease.job
+        job.history.append((attempt_id, how))
+        counted = sum(1 for _, h in job.history if h != "release")
+        if how == "release" or (
+            (how == "LeaseExpired" or retryable) and counted < job.max_attempts
+        ):
+            self.queue.append(job)  # again, as its next attempt
             self.queued.set()
         else:
-            lease.job.done = True
+            job.done = True
 
     def tick(self) -> None:
         """Expire leases and fence cancelled attempts that are due (never while away)."""
@@ -255,6 +292,9 @@ class FakeOperator:
     async def _handle(self, request: Request) -> Reply | _Action:
         path = request.path
         self.auth_headers.append(request.headers.get("authorization", ""))
+        self.requests.append((path, request.json()))
+        if path.endswith("/claim"):
+            self.claim_ids.append(request.json().get("request_id"))
         if self.outage_answer is not None:
             return _answer(self.outage_answer, "")
         drop = False
@@ -265,7 +305,8 @@ class FakeOperator:
                     drop = True
                     break
                 if path.endswith(("/complete", "/fail", "/release")):
-                    self.report_calls.append((path.split("/")[3], f"HTTP {answer}"))
+                    status = answer.status if isinstance(answer, Reply) else answer
+                    self.report_calls.append((path.split("/")[3], f"HTTP {status}"))
                 return _answer(answer, code)
         self.tick()
         reply = await self._serve(path, request.json())
@@ -294,7 +335,7 @@ class FakeOperator:
                 return await self._claim(worker_id, ClaimRequest.model_validate(body))
             return self._heartbeat(worker_id, HeartbeatRequest.model_validate(body))
         attempt_id, action = parts[3], parts[4]
-        if attempt_id not in self.issued:
+        if attempt_id not in self.assignments:
             return _error(404, "unknown_attempt", f"no attempt {attempt_id}")
         lease = self.leases.get(attempt_id)
         if lease is not None and lease.worker_id not in self.registered:
@@ -302,13 +343,15 @@ class FakeOperator:
         if lease is None:
             if action != "progress":
                 self.report_calls.append((attempt_id, "HTTP 409"))
+                self.report_requests.append((attempt_id, action, body, 409))
             return _error(409, "attempt_not_current", f"attempt {attempt_id} is not current")
         if action == "progress":
             self.progress.append((attempt_id, body))
             return Reply(200, {"ok": True})
         self.report_calls.append((attempt_id, action))
+        self.report_requests.append((attempt_id, action, body, 200))
         self.reports[attempt_id] = (action, body)
-        self._end(attempt_id, action)
+        self._end(attempt_id, action, retryable=action == "fail" and body.get("retryable", True))
         return Reply(200, {"ok": True})
 
     async def _claim(self, worker_id: str, request: ClaimRequest) -> Reply:
@@ -317,6 +360,7 @@ class FakeOperator:
         last_id, given = self.last_claim.get(worker_id, ("", []))
         if request.request_id and request.request_id == last_id:
             replay = [self.leases[i].assignment for i in given if i in self.leases]
+            self.claim_answers.append([a.attempt_id for a in replay])
             return Reply(200, {"assignments": [a.model_dump(mode="json") for a in replay]})
         deadline = time.monotonic() + min(request.wait_seconds, self.claim_wait_cap)
         while not self.queue and time.monotonic() < deadline:
@@ -335,11 +379,13 @@ class FakeOperator:
             )
         for lease in leases:
             lease.handed = True
+        self.claim_answers.append([x.assignment.attempt_id for x in leases])
         return Reply(200, {"assignments": [x.assignment.model_dump(mode="json") for x in leases]})
 
     def _heartbeat(self, worker_id: str, request: HeartbeatRequest) -> Reply:
         self.heartbeats.append(request)
         now = time.monotonic()
+        self.heartbeat_times.append(now)
         commands: list[Command] = []
         for attempt_id in request.attempt_ids:
             lease = self.leases.get(attempt_id)
@@ -375,7 +421,7 @@ def _error(status: int, code: str, message: str) -> Reply:
 
 
 def _answer(answer: Any, code: str) -> Reply | _Action:
-    if answer in (RESET, HANG):
+    if isinstance(answer, (Reply, _Action)):
         return answer
     if answer == DROP:
         return RESET

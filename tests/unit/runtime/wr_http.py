@@ -21,6 +21,7 @@ import json
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -72,6 +73,8 @@ class FaultyServer:
         self.port = 0
         #: Handlers cancelled because their client went away.
         self.cancelled_by_client: list[str] = []
+        #: (path, seconds) of every request held by HANG until its client gave up.
+        self.hangs: list[tuple[str, float]] = []
 
     @property
     def url(self) -> str:
@@ -116,8 +119,10 @@ class FaultyServer:
                     _reset(writer)
                     return
                 if answer is HANG:
+                    started = time.monotonic()
                     with contextlib.suppress(TimeoutError, ConnectionError):
                         await asyncio.wait_for(reader.read(), MAX_HANG_SECONDS)
+                    self.hangs.append((request.path, time.monotonic() - started))
                     return
                 assert isinstance(answer, Reply)
                 writer.write(_encode(answer))
