@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shiftboss.kube.credentials import (
     ClientCertificate,
-    Clock,
     CredentialCache,
     Credentials,
     CredentialSource,
@@ -95,19 +94,13 @@ class KubeConfig:
         tls_server_name: str | None = None,
         proxy: str | None = None,
         impersonation: Impersonation | None = None,
-        clock: Clock | None = None,
     ) -> None:
         self.server, self.namespace = server, namespace
         self.ca_file, self.insecure = ca_file, insecure
         self.tls_server_name, self.proxy = tls_server_name, proxy
         self.impersonation = impersonation or Impersonation()
         self._ssl: ssl.SSLContext | None = None
-        self.credentials = CredentialCache(
-            fetch,
-            credentials,
-            on_change=self._credentials_changed,
-            **({"clock": clock} if clock else {}),
-        )
+        self.credentials = CredentialCache(fetch, credentials, on_change=self._credentials_changed)
 
     # -- loading ----------------------------------------------------------------------
 

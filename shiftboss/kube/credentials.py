@@ -186,17 +186,22 @@ class CredentialCache:
                 f"fetching Kubernetes credentials took longer than {FETCH_TIMEOUT_SECONDS:.0f} s "
                 "(a credential plugin that hangs?): run it by hand to see why"
             )
-            self.last_error = error
+            self.last_error, self._failed_at = error, self._clock()
             raise error from None
 
     async def _fetch(self) -> Credentials:
         loop = asyncio.get_running_loop()
         try:
             fetched = await loop.run_in_executor(self._executor, self._source)
-        except KubeConfigError as exc:
-            log.warning("cannot renew the Kubernetes credentials: %s", exc)
-            self.last_error, self._failed_at = exc, self._clock()
-            raise
+        except Exception as exc:
+            # Whatever a loader or an auth provider raises, the running operator keeps its
+            # old credentials and says why, rather than failing the request that asked.
+            error = exc if isinstance(exc, KubeConfigError) else KubeConfigError(repr(exc))
+            log.warning("cannot renew the Kubernetes credentials: %s", error)
+            self.last_error, self._failed_at = error, self._clock()
+            if error is exc:
+                raise
+            raise error from exc
         changed = fetched != self._current
         self._current, self._fetched_at = fetched, self._clock()
         self.last_error, self._failed_at = None, None

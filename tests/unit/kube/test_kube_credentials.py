@@ -197,3 +197,15 @@ async def test_listeners_hear_of_changed_credentials_only(source, clock):
     clock.advance(10)
     await cache.renew()
     assert heard == ["Bearer token-2"]
+
+
+async def test_an_unexpected_error_in_a_source_is_reported_not_raised_to_requests(clock):
+    def broken() -> Credentials:
+        raise KeyError("id-token")  # e.g. an auth provider's malformed config
+
+    expired = Credentials(authorization="Bearer old", refresh_at=clock(), expires_at=clock())
+    cache = CredentialCache(broken, expired, clock=clock)
+    clock.advance(2)
+    assert (await cache.get()).authorization == "Bearer old"
+    assert isinstance(cache.last_error, KubeConfigError)
+    assert "KeyError('id-token')" in str(cache.last_error)
