@@ -33,6 +33,19 @@ def pool_events(cluster, namespace: str, reason: str, name: str = "demo") -> lis
     return [e for e in items if e["involvedObject"]["name"] == name and e["reason"] == reason]
 
 
+def pool_status_writes(cluster) -> float:
+    """PATCH requests to any WorkerPool's status the API server has served so far."""
+    metrics = cluster.kubectl("get", "--raw", "/metrics").stdout
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("apiserver_request_total{")
+        and 'resource="workerpools"' in line
+        and 'subresource="status"' in line
+        and 'verb="PATCH"' in line
+    )
+
+
 def wait_degraded(cluster, namespace: str, status: str, timeout: float) -> dict[str, dict]:
     def reached():
         found = conditions(cluster, namespace)
@@ -42,6 +55,7 @@ def wait_degraded(cluster, namespace: str, status: str, timeout: float) -> dict[
 
 
 def test_a_pool_whose_app_cannot_be_imported_backs_off_and_says_why(cluster, namespace, operator):
+    writes_before = pool_status_writes(cluster)
     start = time.monotonic()
     apply(cluster, namespace, pool_manifest("demo", app="nosuchmodule:worker"))
     pods_seen: set[str] = set()
@@ -57,6 +71,10 @@ def test_a_pool_whose_app_cannot_be_imported_backs_off_and_says_why(cluster, nam
     # new pod every second or so by now.
     assert elapsed >= 10, elapsed
     assert len(pods_seen) <= 3, (elapsed, sorted(pods_seen))
+    # Status writes follow changes (the first status, the worker starting, each exit),
+    # not reconciles: every pod event and re-check reconciles the pool.
+    writes = pool_status_writes(cluster) - writes_before
+    assert writes <= 5, writes  # 4 here; a write per reconcile made 9
 
     # One Warning Event for this failure, its count raised; the worker's own error in it.
     assert len(events) == 1, events
