@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -58,6 +59,9 @@ class App:
         self.dispatcher.on_pool_change = self.pool_changed
         self.tls = self._tls()  # early: a bad certificate stops `shiftboss run` with a message
         self.ready = False
+        #: Awaited just before the worker API binds its address: under leader election
+        #: the standby's server, which answered probes until now, frees it.
+        self.before_listen: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -111,6 +115,8 @@ class App:
             max_line_size=MAX_HEADER_BYTES,
         )
         await self._runner.setup()
+        if self.before_listen is not None:
+            await self.before_listen()
         await web.TCPSite(
             self._runner, self.settings.host, self.settings.port, ssl_context=self.tls
         ).start()

@@ -189,12 +189,11 @@ async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
             ElectionTiming.for_lease(settings.leader_elect_lease_seconds),
             identity=f"{socket.gethostname()}-{os.getpid()}",
         )
+        standby = StandbyServer(settings.host, settings.port, app.tls)
+        app.before_listen = standby.stop  # the leader's own server takes over the port
         try:
             return await run_elected(
-                elector,
-                operate,
-                standing_by=StandbyServer(settings.host, settings.port, app.tls),
-                stop_acting=app.dispatcher.close,
+                elector, operate, standing_by=standby, stop_acting=app.dispatcher.close
             )
         except StandbyError as exc:
             print(f"shiftboss run: {exc}", file=sys.stderr)

@@ -295,8 +295,9 @@ async def run_elected(
 ) -> int:
     """Stand by (inside ``standing_by``) until elected, then ``operate`` while leading.
 
-    The standby's server is stopped as soon as the Lease is ours, so that ``operate``
-    can bind the same address.
+    The standby keeps answering probes while ``operate`` restores its state; ``operate``
+    stops it just before it binds the same address (``App.before_listen``), and leaving
+    ``standing_by`` stops it at the latest (stopping twice is harmless).
 
     Returns the process exit status: 0 after ``operate`` returned (the Lease is
     released), 1 after leadership was lost (``stop_acting`` has been called, then
@@ -304,16 +305,16 @@ async def run_elected(
     """
     async with standing_by:
         await elector.acquire()
-    keeper = asyncio.create_task(elector.keep(stop_acting), name="leader lease")
-    operator = asyncio.create_task(operate(), name="operator")
-    await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
-    if keeper.done():  # keep() has stopped acting already; now stop the rest
-        operator.cancel()
-        await asyncio.gather(operator, keeper, return_exceptions=True)
-        return 1
-    keeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await keeper
-    await elector.release()
-    operator.result()  # a crash of the operator still surfaces, after the release
-    return 0
+        keeper = asyncio.create_task(elector.keep(stop_acting), name="leader lease")
+        operator = asyncio.create_task(operate(), name="operator")
+        await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
+        if keeper.done():  # keep() has stopped acting already; now stop the rest
+            operator.cancel()
+            await asyncio.gather(operator, keeper, return_exceptions=True)
+            return 1
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await elector.release()
+        operator.result()  # a crash of the operator still surfaces, after the release
+        return 0
