@@ -1,0 +1,54 @@
+"""Restore before reconcile: pools observed before start() get no loop until then."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from shiftboss.kube.client import KubeClient
+from shiftboss.kube.events import EventRecorder
+from shiftboss.pools.controller import PoolController
+
+
+def pool(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": name, "namespace": "media", "uid": f"u-{name}", "generation": 1},
+        "spec": {"image": "img:1", "app": "app:worker", "replicas": 1},
+    }
+
+
+def pool_loops() -> int:
+    return sum(
+        1
+        for task in asyncio.all_tasks()
+        if task.get_coro().__qualname__ == "PoolController._loop"  # type: ignore[union-attr]
+    )
+
+
+async def test_observe_takes_pools_in_and_start_starts_their_loops() -> None:
+    # The loops are stopped before they run, so the client is never used.
+    client = cast(KubeClient, object())
+    controller = PoolController(
+        client,
+        EventRecorder(client),
+        operator_url="http://operator",
+        queued=lambda ns, name: 0,
+        running=lambda ns, name: 0,
+        busy_workers=lambda ns: set(),
+    )
+    try:
+        controller.observe(pool("a"))
+        controller.observe(pool("b"))
+        controller.trigger("media", "a")  # e.g. a job of the pool restored
+        assert set(controller.pools) == {("media", "a"), ("media", "b")}
+        assert pool_loops() == 0  # taken in, not reconciled
+        controller.start()
+        assert pool_loops() == 2
+        controller.observe(pool("c"))  # after start, as before: its loop starts at once
+        controller.observe(pool("a"))  # ...and a known pool keeps its one loop
+        assert pool_loops() == 3
+    finally:
+        await controller.stop()
+    assert pool_loops() == 0
