@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,12 +19,13 @@ type TokenSource func() (string, error)
 // Client speaks the worker protocol to the operator.
 //
 // Transport errors, 5xx and 429 answers are retried Retries times with exponential
-// backoff and jitter, then reported as an *UnavailableError (errors.Is ErrUnavailable).
-// Other error answers are a *ProtocolError at once. A Client is safe for concurrent use.
+// backoff and jitter (Heartbeat and Progress are tried once), then reported as an
+// *UnavailableError (errors.Is ErrUnavailable). Other error answers are a
+// *ProtocolError at once. A Client is safe for concurrent use.
 type Client struct {
 	BaseURL        string        // the operator's worker API, e.g. http://host:8081
 	Token          TokenSource   // nil sends no Authorization header
-	HTTPClient     *http.Client  // nil means http.DefaultClient
+	HTTPClient     *http.Client  // nil means http.DefaultClient; Config.NewClient sets one for SHIFTBOSS_CA_FILE
 	Timeout        time.Duration // per request (claims add their wait)
 	Retries        int           // extra tries for transient trouble
 	BackoffInitial time.Duration // the first retry waits about this long
@@ -66,14 +66,16 @@ func (c *Client) Claim(ctx context.Context, workerID string, req *ClaimRequest) 
 	return &out, nil
 }
 
-// Heartbeat renews the leases of the running attempts and returns the operator's commands.
+// Heartbeat renews the leases of the attempts listed and returns the operator's
+// commands. It is tried once, never retried: the next beat is the retry. Give it a ctx
+// whose deadline is at most one heartbeat interval away (Timeout still caps it).
 func (c *Client) Heartbeat(ctx context.Context, workerID string, req *HeartbeatRequest) (*HeartbeatResponse, error) {
 	body := *req
 	if body.AttemptIDs == nil {
 		body.AttemptIDs = []string{} // the protocol wants a list, not null
 	}
 	var out HeartbeatResponse
-	if err := c.post(ctx, workerPath(workerID, "heartbeat"), &body, &out, c.Timeout, c.Retries); err != nil {
+	if err := c.post(ctx, workerPath(workerID, "heartbeat"), &body, &out, c.Timeout, 0); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -87,16 +89,35 @@ func (c *Client) Progress(ctx context.Context, attemptID string, report *Progres
 
 // Complete reports the attempt's result.
 func (c *Client) Complete(ctx context.Context, attemptID string, report *CompleteReport) error {
-	body := *report
-	if body.Result == nil {
-		body.Result = json.RawMessage("null")
-	}
-	return c.post(ctx, attemptPath(attemptID, "complete"), &body, &Ack{}, c.Timeout, c.Retries)
+	return c.sendOutcome(ctx, attemptID, outcome{complete: report}, c.Retries)
 }
 
 // Fail reports the attempt's failure.
 func (c *Client) Fail(ctx context.Context, attemptID string, report *FailReport) error {
-	return c.post(ctx, attemptPath(attemptID, "fail"), report, &Ack{}, c.Timeout, c.Retries)
+	return c.sendOutcome(ctx, attemptID, outcome{fail: report}, c.Retries)
+}
+
+// Release gives the attempt back without an outcome: its job is queued again at once
+// and the attempt does not count against the job's retry.maxAttempts.
+func (c *Client) Release(ctx context.Context, attemptID string, report *ReleaseReport) error {
+	return c.sendOutcome(ctx, attemptID, outcome{release: report}, c.Retries)
+}
+
+// sendOutcome posts the one report out holds, with up to retries extra tries.
+func (c *Client) sendOutcome(ctx context.Context, attemptID string, out outcome, retries int) error {
+	switch {
+	case out.complete != nil:
+		body := *out.complete
+		if body.Result == nil {
+			body.Result = json.RawMessage("null")
+		}
+		return c.post(ctx, attemptPath(attemptID, "complete"), &body, &Ack{}, c.Timeout, retries)
+	case out.fail != nil:
+		return c.post(ctx, attemptPath(attemptID, "fail"), out.fail, &Ack{}, c.Timeout, retries)
+	case out.release != nil:
+		return c.post(ctx, attemptPath(attemptID, "release"), out.release, &Ack{}, c.Timeout, retries)
+	}
+	return errors.New("shiftboss: no outcome to report for attempt " + attemptID)
 }
 
 func workerPath(workerID, action string) string {
@@ -184,17 +205,8 @@ func (c *Client) do(ctx context.Context, path string, payload []byte, timeout ti
 	return resp.StatusCode, data, nil
 }
 
-// backoff is "equal jitter": never zero, never in lockstep with other workers.
 func (c *Client) backoff(try int) time.Duration {
-	ceiling := c.BackoffInitial << min(try, 30)
-	if ceiling > c.BackoffMax || ceiling <= 0 {
-		ceiling = c.BackoffMax
-	}
-	half := ceiling / 2
-	if half <= 0 {
-		return ceiling
-	}
-	return half + rand.N(half+1)
+	return backoff(c.BackoffInitial, c.BackoffMax, try)
 }
 
 func decode(status int, data []byte, out any) error {
@@ -231,19 +243,4 @@ func errorFromResponse(status int, data []byte) *ProtocolError {
 	}
 	pe.Message = text
 	return pe
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

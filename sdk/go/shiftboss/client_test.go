@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +20,7 @@ import (
 
 func TestClientSpeaksTheProtocolsFieldNames(t *testing.T) {
 	op := newFakeOperator(t)
-	c := testClient(op.srv.URL)
+	c := testClient(op.url)
 	ctx := t.Context()
 	reg, err := c.Register(ctx, &RegisterRequest{
 		Pool: "p", WorkerID: "w-1", Capacity: 2, Version: "1", Runtime: "go",
@@ -27,12 +30,13 @@ func TestClientSpeaksTheProtocolsFieldNames(t *testing.T) {
 		t.Fatalf("Register = %+v, %v", reg, err)
 	}
 	id := op.enqueue("add", `{"a":1}`)
-	claim, err := c.Claim(ctx, "w-1", &ClaimRequest{MaxAttempts: 2, WaitSeconds: 0})
-	if err != nil || len(claim.Assignments) != 1 || claim.Assignments[0].AttemptID != id ||
+	failed, released := op.enqueue("add", `{"a":2}`), op.enqueue("add", `{"a":3}`)
+	claim, err := c.Claim(ctx, "w-1", &ClaimRequest{MaxAttempts: 3, WaitSeconds: 0, RequestID: "r-1"})
+	if err != nil || len(claim.Assignments) != 3 || claim.Assignments[0].AttemptID != id ||
 		string(claim.Assignments[0].Params) != `{"a":1}` || claim.Assignments[0].Job.UID == "" {
 		t.Fatalf("Claim = %+v, %v", claim, err)
 	}
-	if _, err := c.Heartbeat(ctx, "w-1", &HeartbeatRequest{}); err != nil {
+	if _, err := c.Heartbeat(ctx, "w-1", &HeartbeatRequest{AttemptIDs: []string{id, failed, released}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Progress(ctx, id, &ProgressReport{Percent: 50, Message: "half"}); err != nil {
@@ -42,16 +46,23 @@ func TestClientSpeaksTheProtocolsFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := 1.5
-	if err := c.Fail(ctx, "other.1", &FailReport{ErrorType: "E", Message: "m", Retryable: true, RetryAfterSeconds: &after}); err != nil {
+	if err := c.Fail(ctx, failed, &FailReport{ErrorType: "E", Message: "m", Retryable: true, RetryAfterSeconds: &after}); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.Release(ctx, released, &ReleaseReport{Reason: "shutting down"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Complete(ctx, id, &CompleteReport{}); !errors.Is(err, ErrNotCurrent) {
+		t.Errorf("a second report = %v, want ErrNotCurrent", err)
 	}
 	want := map[string][]string{
 		"register":  {"capacity", "pool", "runtime", "skills", "version", "worker_id"},
-		"claim":     {"max_attempts", "wait_seconds"},
+		"claim":     {"max_attempts", "request_id", "wait_seconds"},
 		"heartbeat": {"attempt_ids", "draining"},
 		"progress":  {"message", "percent"},
 		"complete":  {"result"},
 		"fail":      {"error_type", "message", "retry_after_seconds", "retryable"},
+		"release":   {"reason"},
 	}
 	op.with(func() {
 		for action, keys := range want {
@@ -60,19 +71,53 @@ func TestClientSpeaksTheProtocolsFieldNames(t *testing.T) {
 				t.Errorf("%s sent keys %v, want %v", action, got, keys)
 			}
 		}
-		if hb := op.heartbeats[0]; hb.AttemptIDs == nil {
-			t.Error("heartbeat sent attempt_ids: null, want []")
-		}
 		if got := string(op.completes[id]); got != "null" {
 			t.Errorf("complete without a result sent %s, want null", got)
 		}
-		if got := op.fails["other.1"]; *got.RetryAfterSeconds != 1.5 || got.ErrorType != "E" {
+		if got := op.fails[failed]; *got.RetryAfterSeconds != 1.5 || got.ErrorType != "E" {
 			t.Errorf("fail = %+v", got)
+		}
+		if got := op.releases[released]; got.Reason != "shutting down" {
+			t.Errorf("release = %+v", got)
 		}
 		if got := op.registers[0].Skills[0]; got.Name != "add" || string(got.InputSchema) != `{"type":"object"}` {
 			t.Errorf("skill = %+v", got)
 		}
 	})
+	if _, err := c.Heartbeat(ctx, "w-1", &HeartbeatRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if keys := op.raw["heartbeat"]; !slices.Contains(keys, "attempt_ids") {
+		t.Errorf("heartbeat without attempts sent keys %v", keys)
+	}
+	var last request
+	op.with(func() { last = op.requests[len(op.requests)-1] })
+	if !strings.Contains(string(last.body), `"attempt_ids":[]`) {
+		t.Errorf("heartbeat without attempts sent %s, want attempt_ids: []", last.body)
+	}
+}
+
+func TestClientDecodesTheNewAnswerFields(t *testing.T) {
+	op := newFakeOperator(t)
+	grace := 7.5
+	op.with(func() { op.session.CancelGraceSeconds = &grace })
+	c := testClient(op.url)
+	reg, err := c.Register(t.Context(), &RegisterRequest{Pool: "p", WorkerID: "w-1", Capacity: 1})
+	if err != nil || reg.CancelGraceSeconds == nil || *reg.CancelGraceSeconds != 7.5 {
+		t.Fatalf("Register = %+v, %v", reg, err)
+	}
+	op.assignLater("add", `{"a":1}`)
+	op.command(Command{Type: CommandCancel, AttemptID: "x.1", Reason: "r", GraceSeconds: &grace})
+	hb, err := c.Heartbeat(t.Context(), "w-1", &HeartbeatRequest{})
+	if err != nil || len(hb.Commands) != 2 {
+		t.Fatalf("Heartbeat = %+v, %v", hb, err)
+	}
+	if got := hb.Commands[0]; got.Type != CommandCancel || *got.GraceSeconds != 7.5 || got.Reason != "r" {
+		t.Errorf("cancel = %+v", got)
+	}
+	if got := hb.Commands[1]; got.Type != CommandAssign || got.Assignment == nil || got.Assignment.AttemptID == "" {
+		t.Errorf("assign = %+v", got)
+	}
 }
 
 // answering serves the given status and body, counting requests.
@@ -104,11 +149,11 @@ func TestClientTypedErrors(t *testing.T) {
 		{401, `{"error":{"code":"unauthenticated","message":"bad token"}}`, ErrUnauthorized, "unauthenticated", ""},
 		{403, `{"error":{"code":"wrong_pool","message":"other pool"}}`, ErrUnauthorized, "wrong_pool", ""},
 		{404, `{"error":{"code":"worker_not_registered","message":"register again"}}`, ErrWorkerNotRegistered, "worker_not_registered", ""},
-		{404, `{"error":{"code":"unknown_attempt","message":"who?"}}`, nil, "unknown_attempt", ""},
+		{404, `{"error":{"code":"unknown_attempt","message":"who?"}}`, ErrUnknownAttempt, "unknown_attempt", ""},
 		{422, `{"error":{"code":"invalid","message":"too long","field":"message"}}`, nil, "invalid", "message"},
 		{400, `not json`, nil, "", ""},
 	}
-	sentinels := []error{ErrNotCurrent, ErrUnauthorized, ErrWorkerNotRegistered, ErrUnavailable}
+	sentinels := []error{ErrNotCurrent, ErrUnauthorized, ErrWorkerNotRegistered, ErrUnknownAttempt, ErrUnavailable, ErrOperatorAbsent}
 	for _, tc := range cases {
 		c, n := answering(t, []int{tc.status}, tc.body)
 		err := c.Fail(t.Context(), "a.1", &FailReport{ErrorType: "E"})
@@ -174,14 +219,59 @@ func TestClientRetriesTransportErrors(t *testing.T) {
 	}
 }
 
-func TestProgressIsNotRetried(t *testing.T) {
+func TestProgressAndHeartbeatAreNotRetried(t *testing.T) {
 	c, n := answering(t, []int{503, 200}, "")
 	if err := c.Progress(t.Context(), "a.1", &ProgressReport{Percent: 1}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Progress = %v, want ErrUnavailable", err)
 	}
 	if n.Load() != 1 {
-		t.Errorf("sent %d times, want 1", n.Load())
+		t.Errorf("progress sent %d times, want 1", n.Load())
 	}
+	c, n = answering(t, []int{503, 200}, "")
+	if _, err := c.Heartbeat(t.Context(), "w", &HeartbeatRequest{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Heartbeat = %v, want ErrUnavailable", err)
+	}
+	if n.Load() != 1 {
+		t.Errorf("heartbeat sent %d times, want 1", n.Load())
+	}
+}
+
+func TestOperatorAbsentIsConnectionRefusedOr503(t *testing.T) {
+	refused := testClient("http://" + closedAddress(t))
+	refused.Retries = 0
+	_, err := refused.Heartbeat(t.Context(), "w", &HeartbeatRequest{})
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrOperatorAbsent) {
+		t.Errorf("connection refused: %v, want ErrOperatorAbsent", err)
+	}
+	for status, absent := range map[int]bool{503: true, 502: false, 500: false, 429: false} {
+		c, _ := answering(t, []int{status}, "")
+		_, err := c.Heartbeat(t.Context(), "w", &HeartbeatRequest{})
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOperatorAbsent) != absent {
+			t.Errorf("%d: %v, absent = %v, want %v", status, err, errors.Is(err, ErrOperatorAbsent), absent)
+		}
+	}
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // the server notices the client leave only once the body is read
+		<-r.Context().Done()
+	}))
+	defer hung.Close()
+	c := testClient(hung.URL)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Heartbeat(ctx, "w", &HeartbeatRequest{}); err == nil || errors.Is(err, ErrOperatorAbsent) {
+		t.Errorf("a timeout: %v, want an error that is not ErrOperatorAbsent", err)
+	}
+}
+
+// closedAddress is a loopback address nothing listens on.
+func closedAddress(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
 }
 
 func TestClientStopsRetryingWhenCancelled(t *testing.T) {

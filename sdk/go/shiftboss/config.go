@@ -15,6 +15,10 @@ import (
 // DefaultTokenFile is where a pod's projected service-account token is mounted.
 const DefaultTokenFile = "/var/run/secrets/shiftboss/token"
 
+// DefaultOutcomeRetry is how long an outcome is re-sent by default: operator outages
+// (restarts, hand-overs, rescheduled pods) up to this long lose no finished work.
+const DefaultOutcomeRetry = 15 * time.Minute
+
 // The environment variables read by ConfigFromEnv (the same as the Python runtime's).
 const (
 	EnvOperatorURL  = "SHIFTBOSS_OPERATOR_URL"
@@ -24,6 +28,8 @@ const (
 	EnvConcurrency  = "SHIFTBOSS_CONCURRENCY"
 	EnvDrainTimeout = "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS"
 	EnvClaimWait    = "SHIFTBOSS_CLAIM_WAIT_SECONDS"
+	EnvOutcomeRetry = "SHIFTBOSS_OUTCOME_RETRY_SECONDS"
+	EnvCAFile       = "SHIFTBOSS_CA_FILE"
 )
 
 // hints says what a good value of each variable looks like.
@@ -35,6 +41,8 @@ var hints = map[string]string{
 	EnvConcurrency:  "an integer from 1 to 1024, e.g. 4",
 	EnvDrainTimeout: "a number of seconds >= 0",
 	EnvClaimWait:    "a number of seconds from 0 to 60",
+	EnvOutcomeRetry: "a number of seconds >= 0: how long an outcome is re-sent while the operator is away (default 900)",
+	EnvCAFile:       "the path of a PEM file holding the CA certificate(s) that signed the operator's serving certificate, or unset it to use the system's roots",
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
@@ -48,6 +56,11 @@ type Config struct {
 	Concurrency  int           // attempts run at once, 1..1024
 	DrainTimeout time.Duration // how long a shutdown waits for running attempts
 	ClaimWait    time.Duration // the claim long-poll, 0..60s
+	// OutcomeRetry is how long an outcome is re-sent while the operator does not
+	// answer (default 15 minutes: an operator outage that long loses no finished work).
+	OutcomeRetry time.Duration
+	// CAFile is a PEM bundle: when set, the operator's certificate must chain to it.
+	CAFile string
 }
 
 // ConfigError names an environment variable (or Config field) at fault and the fix.
@@ -89,6 +102,8 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		Concurrency:  1,
 		DrainTimeout: 30 * time.Second,
 		ClaimWait:    20 * time.Second,
+		OutcomeRetry: DefaultOutcomeRetry,
+		CAFile:       get(EnvCAFile),
 	}
 	if cfg.WorkerID == "" {
 		cfg.WorkerID = DefaultWorkerID()
@@ -123,6 +138,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	seconds(EnvDrainTimeout, &cfg.DrainTimeout)
 	seconds(EnvClaimWait, &cfg.ClaimWait)
+	seconds(EnvOutcomeRetry, &cfg.OutcomeRetry)
 	if len(problems) > 0 {
 		// Report the values that could not be parsed along with the rest.
 		if err := cfg.Validate(); err != nil {
@@ -163,6 +179,14 @@ func (c Config) Validate() error {
 	}
 	if c.ClaimWait < 0 || c.ClaimWait > 60*time.Second {
 		bad(EnvClaimWait, secondsText(c.ClaimWait), "must be from 0 to 60")
+	}
+	if c.OutcomeRetry < 0 {
+		bad(EnvOutcomeRetry, secondsText(c.OutcomeRetry), "must be >= 0")
+	}
+	if c.CAFile != "" {
+		if _, err := loadCAPool(c.CAFile); err != nil {
+			problems = append(problems, err)
+		}
 	}
 	return errors.Join(problems...)
 }

@@ -26,8 +26,9 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.OperatorURL != "http://op:8081" || cfg.Pool != "resize" {
 		t.Errorf("url/pool = %q/%q", cfg.OperatorURL, cfg.Pool)
 	}
-	if cfg.Concurrency != 1 || cfg.DrainTimeout != 30*time.Second || cfg.ClaimWait != 20*time.Second {
-		t.Errorf("defaults = %d %v %v", cfg.Concurrency, cfg.DrainTimeout, cfg.ClaimWait)
+	if cfg.Concurrency != 1 || cfg.DrainTimeout != 30*time.Second || cfg.ClaimWait != 20*time.Second ||
+		cfg.OutcomeRetry != 900*time.Second || cfg.CAFile != "" {
+		t.Errorf("defaults = %d %v %v %v %q", cfg.Concurrency, cfg.DrainTimeout, cfg.ClaimWait, cfg.OutcomeRetry, cfg.CAFile)
 	}
 	if cfg.TokenFile != DefaultTokenFile {
 		t.Errorf("token file = %q", cfg.TokenFile)
@@ -46,11 +47,13 @@ func TestConfigValues(t *testing.T) {
 		EnvConcurrency:  "8",
 		EnvDrainTimeout: "2.5",
 		EnvClaimWait:    "0",
+		EnvOutcomeRetry: "60",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{"https://op", "p", "w-1.x", "/tmp/tok", 8, 2500 * time.Millisecond, 0}
+	want := Config{OperatorURL: "https://op", Pool: "p", WorkerID: "w-1.x", TokenFile: "/tmp/tok", Concurrency: 8,
+		DrainTimeout: 2500 * time.Millisecond, ClaimWait: 0, OutcomeRetry: time.Minute}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
@@ -72,6 +75,9 @@ func TestConfigErrorsNameTheVariableAndTheFix(t *testing.T) {
 		{"drain negative", EnvDrainTimeout, "-1"},
 		{"claim wait too long", EnvClaimWait, "61"},
 		{"claim wait NaN", EnvClaimWait, "NaN"},
+		{"outcome retry negative", EnvOutcomeRetry, "-5"},
+		{"outcome retry not a number", EnvOutcomeRetry, "forever"},
+		{"CA file missing", EnvCAFile, "/nonexistent/ca.pem"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,8 +3,10 @@ package shiftboss
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
+	"syscall"
 )
 
 // Sentinel errors; test for them with errors.Is.
@@ -17,18 +19,32 @@ var (
 	// ErrWorkerNotRegistered: the operator does not know this worker (it restarted):
 	// register again.
 	ErrWorkerNotRegistered = errors.New("shiftboss: worker not registered")
+	// ErrUnknownAttempt: the operator does not know the attempt (HTTP 404
+	// unknown_attempt): it has already decided it. Drop the attempt silently.
+	ErrUnknownAttempt = errors.New("shiftboss: unknown attempt")
 	// ErrUnavailable: the operator could not be reached, or kept answering 5xx or 429,
 	// through every retry.
 	ErrUnavailable = errors.New("shiftboss: operator unavailable")
+	// ErrOperatorAbsent: an ErrUnavailable whose last try was refused a connection or
+	// answered 503. The operator is restarting, a standby, or cannot reach the
+	// Kubernetes API server, so nobody can re-dispatch this worker's attempts: the
+	// worker's view of its leases does not lapse (docs/worker-protocol.md).
+	ErrOperatorAbsent = errors.New("shiftboss: operator absent")
 )
 
-// CodeWorkerNotRegistered is the ErrorDetail code of a 404 meaning "register again".
-const CodeWorkerNotRegistered = "worker_not_registered"
+// The ErrorDetail codes the SDK acts on.
+const (
+	// CodeWorkerNotRegistered is the code of a 404 meaning "register again".
+	CodeWorkerNotRegistered = "worker_not_registered"
+	// CodeUnknownAttempt is the code of a 404 meaning "the operator has decided this attempt".
+	CodeUnknownAttempt = "unknown_attempt"
+)
 
 // ProtocolError is an error answer of the operator (an ErrorResponse).
 //
 // errors.Is(err, ErrNotCurrent) holds for status 409, ErrUnauthorized for 401 and
-// 403, ErrWorkerNotRegistered for code "worker_not_registered".
+// 403, ErrWorkerNotRegistered for code "worker_not_registered", ErrUnknownAttempt for
+// code "unknown_attempt".
 type ProtocolError struct {
 	Status  int    // the HTTP status
 	Code    string // the stable machine-readable code, e.g. "attempt_not_current"
@@ -60,12 +76,15 @@ func (e *ProtocolError) Is(target error) bool {
 		return e.Status == 401 || e.Status == 403
 	case ErrWorkerNotRegistered:
 		return e.Code == CodeWorkerNotRegistered
+	case ErrUnknownAttempt:
+		return e.Status == 404 && e.Code == CodeUnknownAttempt
 	}
 	return false
 }
 
 // UnavailableError is returned when every try of a request failed with a transport
-// error, a 5xx or a 429. It matches ErrUnavailable and unwraps to the last problem.
+// error, a 5xx or a 429. It matches ErrUnavailable, ErrOperatorAbsent when the last
+// try was refused a connection or answered 503, and unwraps to the last problem.
 type UnavailableError struct {
 	Path  string
 	Tries int
@@ -79,8 +98,20 @@ func (e *UnavailableError) Error() string {
 // Unwrap returns the last problem.
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// Is matches ErrUnavailable.
-func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+// Is matches ErrUnavailable, and ErrOperatorAbsent when the operator was absent.
+func (e *UnavailableError) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return true
+	case ErrOperatorAbsent:
+		var pe *ProtocolError
+		if errors.As(e.Err, &pe) {
+			return pe.Status == http.StatusServiceUnavailable
+		}
+		return errors.Is(e.Err, syscall.ECONNREFUSED)
+	}
+	return false
+}
 
 // FatalError marks a handler error that must not be retried; create it with Fatal.
 type FatalError struct{ Err error }

@@ -5,12 +5,18 @@ import (
 	"time"
 )
 
+// The wire format of the worker protocol, mirroring worker_runtime/protocol.py (the
+// single definition; docs/worker-api.openapi.json is generated from it). The rules for
+// using these messages are in docs/worker-protocol.md.
+
 // Limits of the protocol, as in worker_runtime/protocol.py.
 const (
 	// MaxRequestBytes is the largest request body the operator accepts.
 	MaxRequestBytes = 1024 * 1024
 	// MaxInlineResultBytes is the largest serialised result stored in a Job's status.
 	MaxInlineResultBytes = 32 * 1024
+	// MaxHeartbeatAttempts is the most attempt ids one heartbeat may list.
+	MaxHeartbeatAttempts = 1024
 )
 
 // SkillSpec is a skill a worker offers, with the JSON Schemas of its input and output.
@@ -31,11 +37,17 @@ type RegisterRequest struct {
 	Runtime  string      `json:"runtime,omitempty"`
 }
 
-// RegisterResponse tells a worker how often to heartbeat and how long a lease lasts.
+// DefaultCancelGraceSeconds is the protocol's default of RegisterResponse.CancelGraceSeconds.
+const DefaultCancelGraceSeconds = 5.0
+
+// RegisterResponse tells a worker how often to heartbeat, how long a lease lasts and
+// how long a stopped handler may take before its context is cancelled.
 type RegisterResponse struct {
 	WorkerID                 string  `json:"worker_id"`
 	HeartbeatIntervalSeconds float64 `json:"heartbeat_interval_seconds"`
 	LeaseSeconds             float64 `json:"lease_seconds"`
+	// CancelGraceSeconds is nil when the operator did not say: DefaultCancelGraceSeconds.
+	CancelGraceSeconds *float64 `json:"cancel_grace_seconds,omitempty"`
 }
 
 // ClaimRequest is the body of POST /v1/workers/{worker_id}/claim.
@@ -44,6 +56,10 @@ type ClaimRequest struct {
 	MaxAttempts int `json:"max_attempts"`
 	// WaitSeconds is how long the operator may hold the request when no job is queued.
 	WaitSeconds float64 `json:"wait_seconds"`
+	// RequestID makes a retried claim safe: a new id for every new claim, the same id
+	// when retrying one whose answer was lost (the operator then replays its answer).
+	// Letters, digits, '.', '_', '-'; at most 64.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // JobRef names the Job an attempt belongs to.
@@ -53,15 +69,16 @@ type JobRef struct {
 	UID       string `json:"uid"`
 }
 
-// Assignment is one attempt of a job, handed to a worker by a claim.
+// Assignment is one attempt of a job, handed to a worker by a claim or an assign command.
 type Assignment struct {
-	AttemptID    string          `json:"attempt_id"`
-	Job          JobRef          `json:"job"`
-	Attempt      int             `json:"attempt"`
-	Skill        string          `json:"skill"`
-	Params       json.RawMessage `json:"params"`
-	Deadline     *time.Time      `json:"deadline,omitempty"`
-	LeaseSeconds float64         `json:"lease_seconds"`
+	AttemptID string          `json:"attempt_id"`
+	Job       JobRef          `json:"job"`
+	Attempt   int             `json:"attempt"`
+	Skill     string          `json:"skill"`
+	Params    json.RawMessage `json:"params"`
+	// Deadline is when the attempt must end (timeoutSeconds, activeDeadlineSeconds), if any.
+	Deadline     *time.Time `json:"deadline,omitempty"`
+	LeaseSeconds float64    `json:"lease_seconds"`
 }
 
 // ClaimResponse carries the attempts assigned by a claim (none when the long poll timed out).
@@ -69,10 +86,13 @@ type ClaimResponse struct {
 	Assignments []Assignment `json:"assignments"`
 }
 
-// HeartbeatRequest renews the leases of the attempts a worker is running.
+// HeartbeatRequest renews the leases of every attempt the worker holds.
 type HeartbeatRequest struct {
+	// AttemptIDs lists every attempt held: running, stopping, or finished with an
+	// outcome the operator has not answered yet.
 	AttemptIDs []string `json:"attempt_ids"`
-	Draining   bool     `json:"draining"`
+	// Draining says the worker is shutting down and takes no new work.
+	Draining bool `json:"draining"`
 }
 
 // CommandType is what a heartbeat answer asks a worker to do.
@@ -80,12 +100,16 @@ type CommandType string
 
 // The commands of the protocol.
 const (
-	// CommandCancel stops attempt AttemptID: its job was cancelled or timed out.
+	// CommandCancel stops attempt AttemptID (its job was cancelled or its deadline
+	// passed): ask the handler to stop, cancel it after GraceSeconds, report fail.
 	CommandCancel CommandType = "cancel"
-	// CommandAbandon drops attempt AttemptID without reporting: it is no longer current.
+	// CommandAbandon stops attempt AttemptID at once and reports nothing: the
+	// operator has already decided it.
 	CommandAbandon CommandType = "abandon"
-	// CommandDrain asks the worker to stop claiming, finish its attempts and exit.
-	CommandDrain CommandType = "drain"
+	// CommandAssign hands over Assignment, which the operator holds for this worker
+	// but the heartbeat did not list (a claim answer lost on the wire): start it,
+	// release it when there is no free slot, ignore it when it was started here.
+	CommandAssign CommandType = "assign"
 )
 
 // Command is one instruction in a HeartbeatResponse.
@@ -93,6 +117,11 @@ type Command struct {
 	Type      CommandType `json:"type"`
 	AttemptID string      `json:"attempt_id,omitempty"`
 	Reason    string      `json:"reason,omitempty"`
+	// GraceSeconds (cancel) is how long the handler may take to stop before its
+	// context is cancelled; nil means RegisterResponse.CancelGraceSeconds.
+	GraceSeconds *float64 `json:"grace_seconds,omitempty"`
+	// Assignment (assign) is the attempt to take up.
+	Assignment *Assignment `json:"assignment,omitempty"`
 }
 
 // HeartbeatResponse carries the operator's commands.
@@ -121,7 +150,14 @@ type FailReport struct {
 	RetryAfterSeconds *float64 `json:"retry_after_seconds,omitempty"`
 }
 
-// Ack is the answer to progress, complete and fail.
+// ReleaseReport is the body of POST /v1/attempts/{attempt_id}/release: the attempt is
+// given back without an outcome (no free slot, or the worker is shutting down). Its job
+// is queued again at once and the attempt does not count against retry.maxAttempts.
+type ReleaseReport struct {
+	Reason string `json:"reason"`
+}
+
+// Ack is the answer to progress, complete, fail and release.
 type Ack struct {
 	OK bool `json:"ok"`
 }

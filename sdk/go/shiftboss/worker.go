@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// HandlerFunc runs one attempt. Its ctx is cancelled when the operator cancels or
-// abandons the attempt, or when a shutdown's drain timeout passes. The result must
-// be JSON-serialisable. Returning Fatal(err) fails the job without retry; any other
-// error fails the attempt as retryable, with the error's short type name as
-// error_type (see TypedError to choose it).
+// HandlerFunc runs one attempt. The result must be JSON-serialisable. Returning
+// Fatal(err) fails the job without retry; any other error fails the attempt as
+// retryable, with the error's short type name as error_type (see TypedError).
+//
+// When the worker stops the attempt (see Job.Stopping), job.Stopping() is closed
+// first and ctx is cancelled after a grace period; a handler that returns a result
+// even then has it reported.
 type HandlerFunc func(ctx context.Context, job *Job) (any, error)
 
 var skillNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
@@ -26,56 +29,89 @@ type skill struct {
 	handler HandlerFunc
 }
 
+// rememberedAttempts is how many attempt ids a worker remembers having taken up, so
+// that it never starts one twice (the protocol asks for at least 1,024).
+const rememberedAttempts = 4096
+
 // Worker runs handlers for the attempts the operator assigns to it.
 //
 // Create it with NewWorker, register handlers with Handle, then call Run once.
 type Worker struct {
 	// Config is the worker's configuration (from ConfigFromEnv).
 	Config Config
-	// Client talks to the operator; nil means NewClient(Config.OperatorURL, Config.ReadToken).
+	// Client talks to the operator; nil means Config.NewClient().
 	Client *Client
 	// Logger receives the worker's log; nil means slog.Default().
 	Logger *slog.Logger
 	// Version is the application's version sent at registration (default: the SDK's).
 	Version string
 
-	skills map[string]*skill
-	order  []string
+	skills  map[string]*skill
+	order   []string
+	t       timings
+	started atomic.Bool
 
-	// Timings; tests shorten them.
-	retryInitial      time.Duration // first wait after a failed claim or report
-	retryMax          time.Duration // the cap of those waits
-	minClaimInterval  time.Duration // an empty claim answered faster than this waits the rest
-	shutdownGrace     time.Duration // after the drain timeout, how long cancelled handlers get
-	drainReportBudget time.Duration // the budget for reporting outcomes while shutting down
+	drainCtx context.Context // Run's context: done once draining has begun
+	bg       context.Context // outlives drainCtx: reports and heartbeats go on
 
-	started      atomic.Bool
-	mu           sync.Mutex
-	attempts     map[string]*attempt
-	interval     time.Duration // the heartbeat interval
-	lease        time.Duration
+	mu      sync.Mutex
+	held    map[string]*attempt // listed in every heartbeat until the outcome is settled
+	running map[string]*attempt // handlers that have not returned: the slots taken
+	seen    *recentIDs          // attempts taken up here: none is started twice
+	changed chan struct{}       // closed (and replaced) whenever held or running change
+	session session             // what the last registration said
+
+	registerMu sync.Mutex
+}
+
+// session is what the operator said at registration.
+type session struct {
+	interval     time.Duration // between heartbeats
+	lease        time.Duration // a lease lasts this long after a heartbeat
+	cancelGrace  time.Duration // a stopped handler's context is cancelled this much later
 	registeredAt time.Time
-	registerMu   sync.Mutex
-	stopClaiming context.CancelFunc
-	draining     context.Context // done once draining has begun
-	slotFreed    chan struct{}
-	wg           sync.WaitGroup // attempt goroutines and hand-backs
+}
+
+// timings are the SDK's own waits; tests shorten them.
+type timings struct {
+	retryInitial, retryMax     time.Duration // register and claim retries
+	minClaimInterval           time.Duration // an empty claim answered faster waits the rest
+	outcomeInitial, outcomeMax time.Duration // outcome re-sends (the protocol's 0.5 s to 15 s)
+	heartbeatTimeoutMin        time.Duration // a heartbeat gives up after one interval,
+	heartbeatTimeoutMax        time.Duration // but within these bounds (the protocol's 1..10 s)
+	stubbornWait               time.Duration // after the drain cancels a handler, how long it may take to return
+	finalBeats                 int           // heartbeats at exit to hear of attempts still assigned
+}
+
+func defaultTimings() timings {
+	return timings{
+		retryInitial:        500 * time.Millisecond,
+		retryMax:            10 * time.Second,
+		minClaimInterval:    time.Second,
+		outcomeInitial:      500 * time.Millisecond,
+		outcomeMax:          15 * time.Second,
+		heartbeatTimeoutMin: time.Second,
+		heartbeatTimeoutMax: 10 * time.Second,
+		stubbornWait:        time.Second,
+		finalBeats:          3,
+	}
 }
 
 // NewWorker returns a Worker for cfg with no handlers yet.
 func NewWorker(cfg Config) *Worker {
 	return &Worker{
-		Config:            cfg,
-		skills:            map[string]*skill{},
-		retryInitial:      500 * time.Millisecond,
-		retryMax:          10 * time.Second,
-		minClaimInterval:  time.Second,
-		shutdownGrace:     5 * time.Second,
-		drainReportBudget: 10 * time.Second,
-		attempts:          map[string]*attempt{},
-		interval:          5 * time.Second,
-		lease:             30 * time.Second,
-		slotFreed:         make(chan struct{}, 1),
+		Config:  cfg,
+		skills:  map[string]*skill{},
+		t:       defaultTimings(),
+		held:    map[string]*attempt{},
+		running: map[string]*attempt{},
+		seen:    newRecentIDs(rememberedAttempts),
+		changed: make(chan struct{}),
+		session: session{
+			interval:    5 * time.Second,
+			lease:       15 * time.Second,
+			cancelGrace: seconds(DefaultCancelGraceSeconds),
+		},
 	}
 }
 
@@ -139,12 +175,15 @@ func (w *Worker) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Run registers, then claims and runs attempts until ctx is cancelled or the
-// operator sends a drain command. Then it drains: no new claims, running attempts
-// get Config.DrainTimeout to finish, and those still running are cancelled and
-// handed back as retryable WorkerShutdown failures. Run returns nil after a drain,
-// or an error when the configuration is invalid or the operator refuses the
-// registration (a bad token, an unknown pool: things a human must fix).
+// Run registers, then claims and runs attempts until ctx is cancelled. Then it
+// drains: no new claims; running attempts get Config.DrainTimeout to finish; those
+// still running are asked to stop and released (their jobs are queued again, not
+// counted as failures); and every outcome is delivered (or its Config.OutcomeRetry
+// budget is spent) before Run returns nil. Handlers that ignore their context may
+// still be running then; what they return is discarded.
+//
+// Run returns an error when the configuration is invalid or the operator refuses
+// the registration (a bad token, an unknown pool: things a human must fix).
 // A Worker runs once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
@@ -157,18 +196,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("shiftboss: no handlers: call Handle before Run")
 	}
 	if w.Client == nil {
-		w.Client = NewClient(w.Config.OperatorURL, w.Config.ReadToken)
+		client, err := w.Config.NewClient()
+		if err != nil {
+			return err
+		}
+		w.Client = client
 	}
-	bg := context.WithoutCancel(ctx) // reports outlive ctx: they are part of the drain
-	draining, stopClaiming := context.WithCancel(ctx)
-	defer stopClaiming()
-	w.mu.Lock()
-	w.draining, w.stopClaiming = draining, stopClaiming
-	w.mu.Unlock()
+	w.drainCtx, w.bg = ctx, context.WithoutCancel(ctx)
 	log := w.log().With("worker_id", w.Config.WorkerID)
 
-	if err := w.registerUntilDone(draining); err != nil {
-		if draining.Err() != nil {
+	if err := w.registerUntilDone(ctx); err != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
 		return err
@@ -176,133 +214,107 @@ func (w *Worker) Run(ctx context.Context) error {
 	log.Info("registered", "operator", w.Config.OperatorURL, "pool", w.Config.Pool,
 		"skills", len(w.skills), "concurrency", w.Config.Concurrency)
 
-	hbCtx, stopHeartbeat := context.WithCancel(bg)
-	hbDone, drainSent := make(chan struct{}), make(chan struct{})
+	hbCtx, stopHeartbeats := context.WithCancel(w.bg)
+	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		w.heartbeatLoop(hbCtx, draining, drainSent)
+		w.heartbeatLoop(hbCtx)
 	}()
-	w.claimLoop(draining, bg)
-	w.finish(bg)
-	select { // let the operator hear that this worker is draining before it goes
-	case <-drainSent:
-	case <-time.After(2 * time.Second):
-	}
-	stopHeartbeat()
+	w.claimLoop()
+	log.Info("draining: no new claims", "running", w.runningCount())
+	w.drain()
+	stopHeartbeats()
 	<-hbDone
+	w.finalHeartbeats()
 	log.Info("worker stopped")
 	return nil
 }
 
-// beginDrain stops claiming; Run then drains and returns.
-func (w *Worker) beginDrain(reason string) {
-	w.mu.Lock()
-	stop, draining := w.stopClaiming, w.draining
-	w.mu.Unlock()
-	if stop != nil && draining.Err() == nil {
-		w.log().Info("draining: no new claims", "reason", reason, "running", w.running())
-		stop()
+func (w *Worker) draining() bool { return w.drainCtx.Err() != nil }
+
+// touch wakes everything waiting in waitFor; call it with w.mu held.
+func (w *Worker) touch() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// waitFor waits until cond (called with w.mu held) is true, timeout passes (< 0: no
+// limit) or ctx is done; it says whether cond held.
+func (w *Worker) waitFor(ctx context.Context, cond func() bool, timeout time.Duration) bool {
+	var expired <-chan time.Time
+	if timeout >= 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	for {
+		w.mu.Lock()
+		ok, changed := cond(), w.changed
+		w.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-expired:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
-func (w *Worker) registerRequest() *RegisterRequest {
-	skills := make([]SkillSpec, 0, len(w.order))
-	for _, name := range w.order {
-		skills = append(skills, w.skills[name].spec)
-	}
-	version := w.Version
-	if version == "" {
-		version = Version
-	}
-	if len(version) > 64 {
-		version = version[:64]
-	}
-	return &RegisterRequest{
-		Pool:     w.Config.Pool,
-		WorkerID: w.Config.WorkerID,
-		Skills:   skills,
-		Capacity: w.Config.Concurrency,
-		Version:  version,
-		Runtime:  "go",
-	}
-}
-
-func (w *Worker) registerOnce(ctx context.Context) error {
-	resp, err := w.Client.Register(ctx, w.registerRequest())
-	if err != nil {
-		return err
-	}
+func (w *Worker) runningCount() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.interval = max(50*time.Millisecond, seconds(resp.HeartbeatIntervalSeconds))
-	if resp.LeaseSeconds > 0 {
-		w.lease = seconds(resp.LeaseSeconds)
-	}
-	w.registeredAt = time.Now()
-	return nil
+	return len(w.running)
 }
 
-// registerUntilDone registers, retrying while the operator is unreachable (or the
-// token cannot be read yet). A refusal is returned: it needs a human.
-func (w *Worker) registerUntilDone(ctx context.Context) error {
-	delay := w.retryInitial
-	for tries := 1; ; tries++ {
-		err := w.registerOnce(ctx)
-		if err == nil {
-			return nil
-		}
-		var pe *ProtocolError
-		if ctx.Err() != nil || (errors.As(err, &pe) && !errors.Is(err, ErrUnavailable)) {
-			return fmt.Errorf("shiftboss: registering worker %s in pool %s: %w", w.Config.WorkerID, w.Config.Pool, err)
-		}
-		w.log().Warn("cannot register yet; retrying", "try", tries, "error", err, "retry_in", delay)
-		if sleep(ctx, delay) != nil {
-			return ctx.Err()
-		}
-		delay = min(delay*2, w.retryMax)
-	}
-}
-
-// reregister registers again after the operator forgot this worker; refusedAt is
-// when the refused request was sent: a registration after it makes this a no-op.
-func (w *Worker) reregister(ctx context.Context, refusedAt time.Time) {
-	w.registerMu.Lock()
-	defer w.registerMu.Unlock()
-	w.mu.Lock()
-	done := w.registeredAt.After(refusedAt)
-	w.mu.Unlock()
-	if done {
-		return
-	}
-	w.log().Warn("the operator does not know this worker any more: registering again")
-	if err := w.registerOnce(ctx); err != nil {
-		w.log().Warn("registering again failed", "error", err)
-	}
-}
-
-func (w *Worker) running() int {
+// heldIDs are the attempts the heartbeat lists, sorted.
+func (w *Worker) heldIDs() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.attempts)
-}
-
-// runningIDs are the attempts whose leases the heartbeat renews.
-func (w *Worker) runningIDs() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ids := make([]string, 0, len(w.attempts))
-	for id, a := range w.attempts {
-		if !a.state().abandoned {
-			ids = append(ids, id)
-		}
+	ids := make([]string, 0, len(w.held))
+	for id := range w.held {
+		ids = append(ids, id)
 	}
+	sort.Strings(ids)
 	return ids
 }
 
-func (w *Worker) attempt(id string) *attempt {
+func (w *Worker) heldAttempt(id string) *attempt {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.attempts[id]
+	return w.held[id]
+}
+
+// forget stops listing the attempt in heartbeats: its outcome is settled, or it was
+// abandoned.
+func (w *Worker) forget(at *attempt) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.held[at.id()] == at {
+		delete(w.held, at.id())
+		w.touch()
+	}
+}
+
+func (w *Worker) currentSession() session {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.session
+}
+
+func (w *Worker) attemptLog(at *attempt) *slog.Logger {
+	a := at.assignment
+	return w.log().With("worker_id", w.Config.WorkerID, "attempt_id", a.AttemptID, "job", a.Job.Namespace+"/"+a.Job.Name)
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
