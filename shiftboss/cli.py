@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "leader_elect_namespace": "namespace of the leader Lease (default: the kubeconfig's)",
         "leader_elect_lease_seconds": "standbys take over after the leader missed renewing "
         "its Lease for this long (default 15)",
-        "kubeconfig": "kubeconfig file (default: in-cluster, then ~/.kube/config)",
+        "kubeconfig": "kubeconfig file (default: $KUBECONFIG, merged; in a pod, in-cluster; "
+        "then ~/.kube/config)",
     }
     for field, variable in RUN_OPTIONS.items():
         run.add_argument(f"--{field.replace('_', '-')}", help=f"{helps[field]}; {variable}")

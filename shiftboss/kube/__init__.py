@@ -3,6 +3,6 @@ dispatcher and by the local control plane harness.  Kopf keeps its own client fo
 watching; this one does the writes that need optimistic concurrency."""
 
 from shiftboss.kube.client import ApiError, KubeClient
-from shiftboss.kube.config import KubeConfig
+from shiftboss.kube.config import KubeConfig, KubeConfigError
 
-__all__ = ["ApiError", "KubeClient", "KubeConfig"]
+__all__ = ["ApiError", "KubeClient", "KubeConfig", "KubeConfigError"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
+import subprocess
+import threading
 import time
 
 import httpx
@@ -40,6 +43,30 @@ def live_pods(cluster, namespace: str, pool: str = "demo") -> list[dict]:
         if not p["metadata"].get("deletionTimestamp")
         and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
     ]
+
+
+def read_watch_until_deleted(watch: subprocess.Popen, name: str, timeout: float) -> list[dict]:
+    """The watch events of Job ``name`` (one JSON document each) up to its DELETED one."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert watch.stdout is not None
+    threading.Thread(target=lambda: [lines.put(x) for x in watch.stdout], daemon=True).start()
+    decoder, buffer, events = json.JSONDecoder(), "", []
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            buffer += lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        try:
+            event, _ = decoder.raw_decode(buffer.strip())
+        except ValueError:
+            continue  # a document spans several lines
+        buffer = ""
+        if event["object"]["metadata"]["name"] == name:
+            events.append(event)
+            if event["type"] == "DELETED":
+                return events
+    raise AssertionError(f"job {name} was not deleted within {timeout}s: {events}")
 
 
 def events_for(cluster, namespace: str, name: str) -> list[dict]:
@@ -208,10 +235,11 @@ def start_jobs_and_wait_for_one_running(cluster, namespace: str, count: int = 8)
 
 
 def assert_each_succeeded_once(items: list[dict]) -> None:
+    """Each job ran exactly once: one attempt, and it succeeded (not merely one success)."""
     for job in items:
         status = job["status"]
-        assert status["phase"] == "Succeeded", status
-        assert [a["outcome"] for a in status["attempts"]].count("Succeeded") == 1
+        assert (status["phase"], status["attempt"]) == ("Succeeded", 1), status
+        assert [a["outcome"] for a in status["attempts"]] == ["Succeeded"], status
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -298,20 +326,39 @@ def test_attempt_timeout_then_retry_policy_decides(cluster, namespace, operator)
 
 
 def test_finished_jobs_are_deleted_after_their_ttl(cluster, namespace, operator):
-    apply(
-        cluster,
-        namespace,
-        pool_manifest("demo", replicas=1),
-        job_manifest("short-lived", "add", {"a": 1, "b": 2}, ttlSecondsAfterFinished=1),
+    apply(cluster, namespace, pool_manifest("demo", replicas=1))
+    # Every version of the Job, as the API server announces it, until it is deleted.
+    watch = subprocess.Popen(
+        [
+            cluster.kubectl_binary(),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "-n",
+            namespace,
+            "get",
+            "sbj",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    wait_until(
-        lambda: (
-            cluster.kubectl("-n", namespace, "get", "sbj", "short-lived", check=False).returncode
-            != 0
-        ),
-        timeout=60,
-        what="the finished job to be deleted after its TTL",
-    )
+    try:
+        apply(
+            cluster,
+            namespace,
+            job_manifest("short-lived", "add", {"a": 1, "b": 2}, ttlSecondsAfterFinished=1),
+        )
+        events = read_watch_until_deleted(watch, "short-lived", timeout=60)
+    finally:
+        watch.kill()
+        watch.wait()
+    deleted = events[-1]["object"]
+    # It was deleted as it last was: finished, with its result, at least its TTL later.
+    assert deleted["status"]["phase"] == "Succeeded"
+    assert deleted["status"]["result"] == 3
+    assert "Succeeded" in [e["object"].get("status", {}).get("phase") for e in events[:-1]]
 
 
 def test_a_waiting_job_says_why_and_a_paused_pool_resumes(cluster, namespace, operator):
@@ -327,7 +374,12 @@ def test_a_waiting_job_says_why_and_a_paused_pool_resumes(cluster, namespace, op
     held = wait_phase(cluster, namespace, "held", {"Queued"})
     assert "paused" in held["message"]
     wait_ready_workers(cluster, namespace, "demo", 1)
-    time.sleep(2)  # a ready worker of a paused pool still gets nothing
+    # A ready (so registered, so claiming) worker of a paused pool still gets nothing.
+    wait_until(
+        lambda: "registered for pool demo" in operator.process.log.read_text(errors="replace"),
+        timeout=30,
+        what="the worker's registration",
+    )
     assert job_status(cluster, namespace, "held")["phase"] == "Queued"
     cluster.kubectl(
         "-n", namespace, "patch", "wp/demo", "--type=merge", "-p", '{"spec":{"paused":false}}'
