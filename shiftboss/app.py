@@ -55,6 +55,7 @@ class App:
             queued=self.dispatcher.queued_count,
             running=self.dispatcher.running_count,
             busy_workers=self.dispatcher.busy_workers,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
         )
         self.dispatcher.on_pool_change = self.pool_changed
         self.tls = self._tls()  # early: a bad certificate stops `shiftboss run` with a message

@@ -66,6 +66,10 @@ class PoolConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    #: kstatus: present (True) only while the pool converges; same as Progressing True.
+    RECONCILING = "Reconciling"
+    #: kstatus: present (True) only while the pool cannot converge; same as Degraded True.
+    STALLED = "Stalled"
 
 
 _REF: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -245,7 +249,8 @@ class WorkerPoolSpec(ApiModel):
         description=(
             "How long a busy worker may keep running its jobs after it is asked to stop "
             "(scale-down, rollout, pool deletion) before its pod is removed; jobs still "
-            "running then are handed back and retried."
+            "running then are handed back and run again, without counting against their "
+            "maxAttempts. The pod's grace period is this plus the cancel grace plus 10 s."
         ),
     )
     paused: bool = Field(
@@ -308,7 +313,10 @@ class WorkerPoolStatus(ApiModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Conditions of the pool: Ready, Progressing and Degraded.",
+        description=(
+            "Conditions of the pool: Ready, Progressing, Degraded, and (kstatus, only "
+            "while True) Reconciling and Stalled."
+        ),
         json_schema_extra=conditions_schema_extra(16),
     )
 

@@ -25,11 +25,11 @@ from shiftboss.api.workerpool import PoolConditionType, WorkerPool, WorkerPoolSt
 from .health import Trouble
 from .podview import PodView
 
-__all__ = ["RECONCILING", "STALLED", "pool_status", "status_changed"]
+__all__ = ["pool_status", "status_changed"]
 
 #: kstatus conditions ("abnormal-true": present only while True).
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
+RECONCILING = PoolConditionType.RECONCILING
+STALLED = PoolConditionType.STALLED
 
 
 def _plural(count: int, word: str) -> str:
