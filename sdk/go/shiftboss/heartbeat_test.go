@@ -1,6 +1,8 @@
 package shiftboss
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -86,4 +88,47 @@ func TestTheDrainIsHeardAtOnce(t *testing.T) {
 			t.Errorf("heartbeats %+v: the operator did not hear of the drain", op.heartbeats)
 		}
 	})
+}
+
+func TestAHeartbeatListsAtMostTheProtocolsLimitRunningFirst(t *testing.T) {
+	w := NewWorker(Config{})
+	for i := range MaxHeartbeatAttempts + 10 {
+		id := fmt.Sprintf("done-%04d.1", i)
+		w.held[id] = &attempt{}
+	}
+	for _, id := range []string{"zz-running-a.1", "zz-running-b.1"} {
+		at := &attempt{}
+		w.held[id], w.running[id] = at, at
+	}
+	ids := w.heldIDs()
+	if len(ids) != MaxHeartbeatAttempts {
+		t.Fatalf("listed %d attempts, want %d", len(ids), MaxHeartbeatAttempts)
+	}
+	if !slices.Contains(ids, "zz-running-a.1") || !slices.Contains(ids, "zz-running-b.1") {
+		t.Error("a running attempt was left out of the heartbeat")
+	}
+	if !slices.IsSorted(ids) {
+		t.Error("the ids are not sorted")
+	}
+}
+
+func TestAHeartbeatToAnOperatorThatForgotTheWorkerRegistersAgain(t *testing.T) {
+	op := newFakeOperator(t)
+	w := newTestWorker(op, testConfig(op.url))
+	p := newProbe(t)
+	w.Handle("job", p.handle, nil)
+	id := op.enqueue("job", `{}`)
+	start(t, w)
+	wait(t, "the handler", p.started)
+	op.inject("heartbeat", 1, fault{status: 404, code: CodeWorkerNotRegistered})
+	eventually(t, "a second registration", func() (ok bool) {
+		op.with(func() { ok = len(op.registers) == 2 })
+		return ok
+	})
+	op.heartbeatsAfter(t, 2)
+	if !op.listed(id) {
+		t.Error("the running attempt is not in the heartbeats after registering again")
+	}
+	p.let()
+	op.settledAfter(t, id)
 }

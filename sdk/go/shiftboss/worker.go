@@ -270,7 +270,8 @@ func (w *Worker) runningCount() int {
 	return len(w.running)
 }
 
-// heldIDs are the attempts the heartbeat lists, sorted.
+// heldIDs are the attempts the heartbeat lists, sorted: all of them, unless more are
+// awaiting delivery than the protocol allows in one heartbeat; then running ones first.
 func (w *Worker) heldIDs() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -279,6 +280,11 @@ func (w *Worker) heldIDs() []string {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	if len(ids) > MaxHeartbeatAttempts {
+		sort.SliceStable(ids, func(i, j int) bool { return w.running[ids[i]] != nil && w.running[ids[j]] == nil })
+		ids = ids[:MaxHeartbeatAttempts]
+		sort.Strings(ids)
+	}
 	return ids
 }
 
