@@ -105,6 +105,7 @@ class Attempt:
         self._given_up: asyncio.Future[None] = self._loop.create_future()
         self._cancel_at: float | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._shutting_down = False
 
     @property
     def id(self) -> str:
@@ -128,14 +129,18 @@ class Attempt:
         """
         if not self.running:
             return
+        # At shutdown a thread that ignores ctx.cancelled is left behind (_cancel_skill),
+        # whatever stopped the attempt first.
+        newly_shutting_down = stop.cause == StopCause.shutdown and not self._shutting_down
+        self._shutting_down |= newly_shutting_down
         if self.stop_cause is None:
             log.info("stopping attempt %s: %s", self.id, stop.reason)
             self.stop_cause = stop
             self.ctx.cancel_reason = stop.reason
             self.ctx.cancelled.set()
         cancel_at = self._loop.time() + max(grace, 0.0)
-        if self._cancel_at is None or cancel_at < self._cancel_at:
-            self._cancel_at = cancel_at
+        if self._cancel_at is None or cancel_at < self._cancel_at or newly_shutting_down:
+            self._cancel_at = min(cancel_at, self._cancel_at or cancel_at)
             self._timers.append(self._loop.call_at(cancel_at, self._cancel_skill))
 
     def abandon(self, reason: str) -> None:
@@ -154,8 +159,7 @@ class Attempt:
         if self._call is None or self._call.finished.done():
             return
         self._call.stop()
-        shutting_down = self.stop_cause is not None and self.stop_cause.cause == StopCause.shutdown
-        if shutting_down and not self._call.stoppable:
+        if self._shutting_down and not self._call.stoppable:
             log.warning(
                 "the skill's thread ignores ctx.cancelled: releasing %s without it", self.id
             )

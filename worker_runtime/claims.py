@@ -88,6 +88,10 @@ class Claims:
             except ConfigError as exc:  # not sent (the token file): the same id is right
                 unanswered = request
                 await self._pause(f"claim not sent: {exc}", None)
+            except Exception:  # a bug must not end claiming; the same id is safe to repeat
+                log.exception("claim failed unexpectedly")
+                unanswered = request
+                await self._pause("claim failed unexpectedly", None)
             else:
                 unanswered = None
                 self._backoff.reset()

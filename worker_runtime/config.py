@@ -192,6 +192,19 @@ class WorkerConfig(BaseModel):
         except OSError as exc:
             raise ConfigError(f"{var}={self.ca_file}: cannot read it: {exc.strerror}") from None
 
+    def untrusted_certificate(self, detail: str) -> str:
+        """What to say when the operator's certificate fails verification."""
+        if self.ca_file is not None:
+            return (
+                f"SHIFTBOSS_CA_FILE={self.ca_file}: the operator's certificate at "
+                f"{self.operator_url} is not signed by it ({detail}); set SHIFTBOSS_CA_FILE "
+                "to the CA bundle that signed the operator's serving certificate"
+            )
+        return (
+            f"the operator's certificate at {self.operator_url} is not trusted by the "
+            f"system's CAs ({detail}); set SHIFTBOSS_CA_FILE to the CA bundle that signed it"
+        )
+
     @property
     def log_level_number(self) -> int:
         return logging.getLevelNamesMapping()[self.log_level]

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .protocol import JobRef
+from .logs import ContextLogger
+from .protocol import Assignment, JobRef
 
 ProgressSender = Callable[[float, str], Awaitable[None]]
 
@@ -46,6 +47,27 @@ class Context:
     cancel_reason: str = ""
     _send_progress: ProgressSender = field(default=_no_progress, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_assignment(cls, assignment: Assignment, worker_id: str) -> Context:
+        """The context of one attempt, its logger carrying the worker, job and attempt ids."""
+        ids = {
+            "worker_id": worker_id,
+            "job": f"{assignment.job.namespace}/{assignment.job.name}",
+            "attempt_id": assignment.attempt_id,
+        }
+        logger = logging.getLogger(f"worker_runtime.skill.{assignment.skill}")
+        return cls(
+            job=assignment.job,
+            attempt=assignment.attempt,
+            attempt_id=assignment.attempt_id,
+            skill=assignment.skill,
+            worker_id=worker_id,
+            deadline=assignment.deadline,
+            params=assignment.params,
+            logger=ContextLogger(logger, ids),
+            _loop=asyncio.get_running_loop(),
+        )
 
     async def progress(self, percent: float, message: str = "") -> None:
         """Report progress (0-100) to the Job's status. Best effort: never raises."""

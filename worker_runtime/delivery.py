@@ -153,6 +153,9 @@ class OutcomeDelivery:
                 problem, retry_after = exc, exc.retry_after
             except ConfigError as exc:  # the token file, e.g. mid-rotation
                 problem = exc
+            except Exception as exc:  # a bug must not lose the outcome: keep trying
+                log.exception("sending the %s report failed unexpectedly", kind)
+                problem = exc
             else:
                 log.info("%s report delivered (try %d)", kind, tries)
                 return

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .heartbeat import Heartbeats
 from .lease import LeaseClock
-from .logs import ContextLogger, log_ids
+from .logs import log_ids
 from .metrics import WorkerMetrics
 from .protocol import (
     Assignment,
@@ -218,7 +218,7 @@ class Runner:
             try:
                 await self._register_once()
             except CertificateUntrusted as exc:
-                raise ConfigError(_untrusted_message(self.config, exc)) from None
+                raise ConfigError(self.config.untrusted_certificate(str(exc))) from None
             except OperatorUnavailable as exc:
                 delay = backoff.next(at_least=exc.retry_after)
                 log.warning(
@@ -283,22 +283,7 @@ class Runner:
             report = fail_report("UnknownSkill", message, retryable=False)
             self.delivery.submit(attempt_id, report, assignment.skill)
             return
-        ids = {
-            "worker_id": self.config.worker_id,
-            "job": f"{assignment.job.namespace}/{assignment.job.name}",
-            "attempt_id": attempt_id,
-        }
-        ctx = Context(
-            job=assignment.job,
-            attempt=assignment.attempt,
-            attempt_id=attempt_id,
-            skill=assignment.skill,
-            worker_id=self.config.worker_id,
-            deadline=assignment.deadline,
-            params=assignment.params,
-            logger=ContextLogger(logging.getLogger(f"worker_runtime.skill.{skill.name}"), ids),
-            _loop=asyncio.get_running_loop(),
-        )
+        ctx = Context.for_assignment(assignment, self.config.worker_id)
         attempt = Attempt(
             assignment,
             skill,
@@ -405,16 +390,3 @@ class Runner:
             await asyncio.wait(stopping, timeout=self.timings.shutdown_report_seconds)
         if not await self.delivery.wait_all(max(0.0, deadline - time.monotonic())):
             log.error("shutdown: some reports could not be delivered in time")
-
-
-def _untrusted_message(config: WorkerConfig, exc: CertificateUntrusted) -> str:
-    if config.ca_file is not None:
-        return (
-            f"SHIFTBOSS_CA_FILE={config.ca_file}: the operator's certificate at "
-            f"{config.operator_url} is not signed by it ({exc}); set SHIFTBOSS_CA_FILE to "
-            "the CA bundle that signed the operator's serving certificate"
-        )
-    return (
-        f"the operator's certificate at {config.operator_url} is not trusted by the system's "
-        f"CAs ({exc}); set SHIFTBOSS_CA_FILE to the CA bundle that signed it"
-    )

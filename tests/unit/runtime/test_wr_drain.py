@@ -171,3 +171,34 @@ async def test_the_shutdown_budget_bounds_the_wait_for_an_absent_operator(
     await asyncio.wait_for(harness.task, 3)
     assert 0.45 <= time.monotonic() - started < 2
     assert attempt not in operator.reports
+
+
+async def test_a_thread_already_stopping_does_not_hold_up_the_exit(
+    operator: FakeOperator, harness_factory
+):
+    worker = Worker()
+    release = threading.Event()
+    started = threading.Event()
+
+    @worker.skill()
+    def stuck(params: dict) -> str:  # ignores ctx.cancelled
+        started.set()
+        release.wait(10)
+        return "too late"
+
+    operator.fence_slack = 30
+    slow_budget = dataclasses.replace(FAST, shutdown_report_seconds=10)
+    harness = await harness_factory(
+        worker, config={"drain_timeout_seconds": 0.1}, timings=slow_budget
+    )
+    attempt = operator.enqueue("stuck")
+    await wait_until(started.is_set, what="the thread")
+    operator.cancel(attempt, "cancelled by user", grace=0)
+    await wait_until(lambda: harness.runner.table.get(attempt).stop_cause, what="stopping")
+    try:
+        harness.runner.drain("SIGTERM")
+        await asyncio.wait_for(harness.task, 3)  # not the 10 s shutdown budget
+        action, body = operator.reports[attempt]
+        assert (action, body["error_type"]) == ("fail", "Cancelled")  # the first reason
+    finally:
+        release.set()

@@ -208,3 +208,48 @@ async def test_sync_skill_exception_reaches_the_loop() -> None:
 
     with pytest.raises(KeyError, match="missing"):
         await asyncio.wait_for(make_skill(boom).call({}, None), 2)  # type: ignore[arg-type]
+
+
+async def test_a_sync_call_finishes_only_when_its_thread_has_ended() -> None:
+    release = threading.Event()
+
+    def slow(params: dict) -> str:
+        release.wait(5)
+        return "returned"
+
+    call = make_skill(slow).start({}, None)  # type: ignore[arg-type]
+    assert not call.stoppable
+    call.stop()  # a thread cannot be interrupted: nothing changes
+    await asyncio.sleep(0.05)
+    assert not call.finished.done()  # the thread still runs: its slot must stay taken
+    release.set()
+    await asyncio.wait_for(asyncio.wait([call.finished]), 2)
+    assert call.finished.result() == "returned"
+
+
+async def test_an_async_call_is_stopped_by_cancellation() -> None:
+    async def slow(params: dict) -> str:
+        await asyncio.sleep(10)
+        return "never"
+
+    call = make_skill(slow).start({}, None)  # type: ignore[arg-type]
+    assert call.stoppable
+    call.stop()
+    await asyncio.wait_for(asyncio.wait([call.finished]), 2)
+    assert call.finished.cancelled()
+
+
+async def test_cancelling_a_call_cancels_an_async_skill() -> None:
+    stopped = asyncio.Event()
+
+    async def slow(params: dict) -> str:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            stopped.set()
+        return "never"
+
+    waiting = asyncio.ensure_future(make_skill(slow).call({}, None))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    await asyncio.wait_for(stopped.wait(), 2)
