@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import urllib.request
 from pathlib import Path
@@ -23,9 +24,12 @@ class OperatorProcess:
         heartbeat_seconds: float = 1.0,
         extra_args: list[str] | None = None,
         port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        """``tls``: a certificate and key (PEM) to serve the worker API with, over https."""
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self._ssl = ssl.create_default_context(cafile=str(tls[0])) if tls else None
         argv = [
             sys.executable,
             "-m",
@@ -40,6 +44,8 @@ class OperatorProcess:
             "--heartbeat-seconds",
             str(heartbeat_seconds),
         ]
+        if tls:
+            argv += ["--tls-cert-file", str(tls[0]), "--tls-key-file", str(tls[1])]
         for namespace in namespaces or []:
             argv += ["--namespace", namespace]
         if not namespaces:
@@ -60,7 +66,9 @@ class OperatorProcess:
                 raise RuntimeError(
                     f"operator exited ({self.process.exit_code()}):\n{self.process.tail()}"
                 )
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"{self.url}/readyz", timeout=2, context=self._ssl
+            ) as response:
                 return response.status == 200
 
         wait_until(ready, timeout=timeout, what="the operator's /readyz")
