@@ -16,7 +16,12 @@
         await ctx.progress(50, "downloading")
         return {"ok": True}
 
-Run it with ``shiftboss-worker run --app app:worker``.
+Run it with ``shiftboss-worker run --app app:worker``.  The runtime keeps the rules of
+``docs/worker-protocol.md``: an outcome is re-sent until the operator settles it (for
+``SHIFTBOSS_OUTCOME_RETRY_SECONDS``), a slot stays taken until the skill has really
+returned, a cancelled or timed-out skill gets ``ctx.cancelled`` and a grace before it is
+cancelled, and SIGTERM drains: running attempts finish within the drain timeout, the
+rest are released.
 """
 
 from .config import WorkerConfig
