@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ while True:
 
 
 @pytest.fixture
-def ticker(tmp_path: Path):
+def ticker(tmp_path: Path) -> Iterator[ManagedProcess]:
     proc = ManagedProcess("ticker", [sys.executable, "-c", TICKER], tmp_path / "ticker.log")
     proc.start()
     wait_until(lambda: "tick" in proc.tail(), timeout=10, interval=0.02, what="the first tick")
