@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import apply, job_manifest, pool_manifest, wait_ready_workers
+from conftest import apply, get, job_manifest, pool_manifest, wait_ready_workers
 from fakeworker import (
     Api,
     assert_ack,
@@ -492,6 +492,22 @@ EVIL_SCHEMA = {
     "properties": {"text": {"type": "string", "pattern": EVIL_PATTERN}},
     "required": ["text"],
 }
+#: More patterns that backtrack exponentially on a near miss, and a near miss for each.
+NESTED_PATTERNS = {"x": "^(a|aa)+$", "y": "^(\\w+\\s?)*$", "z": "^(a|a)*$"}
+NEAR_MISS = {"x": "a" * 40 + "!", "y": "a" * 40 + "!", "z": "a" * 40 + "!"}
+#: Rounds of the attack (one a second or so, while the healthy job sleeps 20 s).
+ATTACK_ROUNDS = 8
+
+
+def nested_schema(round_: int) -> dict[str, Any]:
+    """Distinct per round (its description), so that each registration compiles it anew."""
+    properties = {k: {"type": "string", "pattern": p} for k, p in NESTED_PATTERNS.items()}
+    return {"type": "object", "description": f"round {round_}", "properties": properties}
+
+
+def phases(cluster, namespace: str) -> dict[str, str | None]:
+    items = get(cluster, namespace, JOBS)["items"]
+    return {j["metadata"]["name"]: (j.get("status") or {}).get("phase") for j in items}
 
 
 @pytest.fixture
@@ -527,34 +543,48 @@ def test_a_catastrophic_regex_stalls_nothing(cluster, namespace, second_namespac
             apply(cluster, healthy, job_manifest("healthy", "sleep", {"seconds": 20}))
             wait_phase(cluster, healthy, "healthy", ("Running",), timeout=30)
             attack_started = time.monotonic()
-            texts = ["a" * 30 + "!"] * 10 + ["a" * 100_000 + "!"] * 2
-            evil_jobs = [f"evil-{i}" for i in range(len(texts))]
-            apply(
-                cluster,
-                attacked,
-                *[
-                    job_manifest(n, "match", {"text": t}, pool="evil")
-                    for n, t in zip(evil_jobs, texts, strict=True)
-                ],
-                job_manifest("benign", "match", {"text": "aaaa"}, pool="evil"),
-            )
+            evil_jobs: list[str] = []
             claimed: list[str] = []
-            for _ in range(60):  # bounded: each claim waits 1 s at most
-                for assignment in evil.claim("evil-1", wait=1):
-                    claimed.append(assignment.job.name)
-                    assert_ack(evil.complete(assignment.attempt_id, {"matched": True}))
-                phases = {job_status(cluster, attacked, n).get("phase") for n in evil_jobs}
-                if phases == {"Failed"} and claimed:
-                    break
+            for round_ in range(ATTACK_ROUNDS):
+                skills = {"match": EVIL_SCHEMA, f"nested{round_}": nested_schema(round_)}
+                evil.register("evil-1", skills, pool="evil")
+                texts = ["a" * 30 + "!"] * 4 + ["a" * 100_000 + "!"]
+                jobs = {f"evil-{round_}-{i}": ("match", {"text": t}) for i, t in enumerate(texts)}
+                jobs[f"evil-{round_}-nested"] = (f"nested{round_}", NEAR_MISS)
+                apply(
+                    cluster,
+                    attacked,
+                    *[job_manifest(n, sk, ps, pool="evil") for n, (sk, ps) in jobs.items()],
+                )
+                evil_jobs += jobs
+                for _ in range(30):  # bounded: each claim waits 0.5 s at most
+                    claimed += [a.job.name for a in evil.claim("evil-1", wait=0.5)]
+                    now = phases(cluster, attacked)
+                    if all(now.get(n) == "Failed" for n in jobs):
+                        break
+            apply(cluster, attacked, job_manifest("benign", "match", {"text": "aaaa"}, pool="evil"))
+            [assignment] = evil.claim("evil-1", wait=10)
+            claimed.append(assignment.job.name)
+            assert_ack(evil.complete(assignment.attempt_id, {"matched": True}))
             attack_ended = time.monotonic()
+            assert phases(cluster, healthy)["healthy"] == "Running", "the attack outlasted it"
             done = wait_phase(cluster, healthy, "healthy", ("Succeeded", "Failed"), timeout=60)
         assert claimed == ["benign"]
+        assert wait_phase(cluster, attacked, "benign", ("Succeeded",))["attempt"] == 1
         for name in evil_jobs:
             status = job_status(cluster, attacked, name)
             assert status["phase"] == "Failed", status
             assert (status["error"]["type"], status["attempt"]) == ("InvalidParams", 0), status
-            assert "spec.params.text" in status["error"]["message"], status["error"]
-            assert f'does not match "{EVIL_PATTERN}"' in status["error"]["message"], status["error"]
+            message = status["error"]["message"]
+            if name.endswith("-nested"):
+                for key in NESTED_PATTERNS:
+                    assert f'spec.params.{key}: "{NEAR_MISS[key]}" does not match' in message, (
+                        message
+                    )
+            else:
+                assert "spec.params.text" in message, message
+                assert f'does not match "{EVIL_PATTERN}"' in message, message
+        assert len(evil_jobs) == ATTACK_ROUNDS * 6
         assert done["phase"] == "Succeeded", done
         assert done["result"] == {"slept": 20}
         assert (done["attempt"], [a["outcome"] for a in done["attempts"]]) == (1, ["Succeeded"])
