@@ -117,7 +117,7 @@ class FaultProxy:
             raise RuntimeError("this FaultProxy was already started; make a new one")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"fault-proxy->{self.upstream}", daemon=True
+            target=self._run, args=(self._loop,), name=f"fault-proxy->{self.upstream}", daemon=True
         )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(_START_TIMEOUT)
@@ -130,7 +130,16 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(_START_TIMEOUT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_START_TIMEOUT)
-        self._loop.close()
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:  # the proxy's thread
+        try:
+            loop.run_forever()
+            # One more turn runs what the last one scheduled: closed connections let go
+            # of their sockets only then.
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -221,8 +230,9 @@ class FaultProxy:
         return self.rules.add(rule)
 
     def _released(self, rule: Rule) -> None:  # any thread: wake the requests it holds
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake, rule)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the proxy has stopped: nothing is held
+                self._loop.call_soon_threadsafe(self._wake, rule)
 
     def _wake(self, rule: Rule) -> None:
         if (event := self._hung.pop(rule, None)) is not None:
