@@ -1,6 +1,7 @@
 """The fault-injection harness on the real control plane: the API-server proxy (kubectl,
-a 429 rule, a watch streaming through it), a frozen API server, and the API server's
-answers that the in-memory FakeJobStore imitates for a Job deleted and created again."""
+a 429 rule, a watch streaming through it, an operator launched with its environment), a
+frozen API server, and the API server's answers that the in-memory FakeJobStore
+imitates for a Job deleted and created again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import ssl
 import subprocess
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -20,6 +22,7 @@ from shiftboss.kube.client import ApiError, KubeClient, Resource
 from shiftboss.kube.config import KubeConfig
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
 from shiftboss.testing.faults import ApiServerProxy, kube_status
+from shiftboss.testing.operator import OperatorProcess
 
 CONFIGMAPS = Resource("", "v1", "configmaps")
 TIMEOUT = 20.0  # bound on every wait for an event
@@ -130,6 +133,18 @@ async def test_a_watch_streams_through_the_proxy_event_by_event(
 
     assert (first, second) == ("first", "second")
     assert watches.hits == 1
+
+
+def test_an_operator_given_the_proxys_environment_talks_through_the_proxy(
+    api: ApiServerProxy, namespace: str, tmp_path: Path
+) -> None:
+    watches = api.delay(0, query="watch=true")
+    log = tmp_path / "operator.log"
+
+    with OperatorProcess(api.env(), log, namespaces=[namespace]):
+        watches.wait_hits(1, timeout=TIMEOUT)
+
+    assert "Traceback" not in log.read_text(errors="replace")
 
 
 def test_a_frozen_api_server_times_requests_out_until_it_is_thawed(
