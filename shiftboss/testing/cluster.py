@@ -8,7 +8,7 @@ pods as local processes.
             ...
 
 Binaries come from ``$SHIFTBOSS_K8S_BIN`` or the cache that ``make control-plane``
-fills (``~/.cache/shiftboss/k8s-v<version>-etcd-v<version>/bin``).
+fills (``~/.cache/shiftboss/k8s-v<version>-etcd-v<version>/bin``): see ``kubectl``.
 """
 
 from __future__ import annotations
@@ -20,97 +20,33 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from shiftboss.testing.kubectl import ExistingCluster, KubectlMixin, find_binaries
 from shiftboss.testing.pki import Pki, write_pki
 from shiftboss.testing.processes import ManagedProcess, wait_until
 
+__all__ = ["ClusterStartError", "ExistingCluster", "LocalCluster", "find_binaries", "free_port"]
+
 SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 class ClusterStartError(RuntimeError):
     """A component did not come up; the message carries its log tail and the log directory."""
 
 
-def find_binaries() -> Path:
-    """The directory holding the control plane binaries, or a clear error saying how to build them."""
-    env = os.environ.get("SHIFTBOSS_K8S_BIN")
-    candidates = [Path(env)] if env else []
-    cache = Path(os.environ.get("SHIFTBOSS_CACHE", Path.home() / ".cache" / "shiftboss"))
-    candidates += sorted(
-        (p.parent / "bin" for p in cache.glob("k8s-*/.complete")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for bin_dir in candidates:
-        if all((bin_dir / b).is_file() for b in BINARIES):
-            return bin_dir
-    raise FileNotFoundError(
-        "control plane binaries not found"
-        + (f" in SHIFTBOSS_K8S_BIN={env}" if env else f" under {cache}")
-        + ": run `make control-plane` (builds them once and caches them), "
-        "or set SHIFTBOSS_K8S_BIN to a directory with " + ", ".join(BINARIES)
-    )
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class KubectlMixin:
-    """kubectl helpers shared by the local cluster and an existing one."""
-
-    kubeconfig: Path
-
-    def kubectl_binary(self) -> str:
-        raise NotImplementedError
-
-    def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.kubectl_binary(), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=timeout,
-        )
-        if check and result.returncode:
-            raise subprocess.CalledProcessError(
-                result.returncode, result.args, result.stdout, result.stderr
-            )
-        return result
-
-    def get_json(self, *args: str) -> dict[str, Any]:
-        """``kubectl get ARGS -o json``, parsed."""
-        doc: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json").stdout)
-        return doc
-
-    def create_namespace(self, name: str, timeout: float = 30) -> str:
-        """Create a namespace and wait for its default service account (pods need it)."""
-        self.kubectl("create", "namespace", name)
-        wait_until(
-            lambda: (
-                self.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode
-                == 0
-            ),
-            timeout=timeout,
-            what=f"the default service account in namespace {name}",
-        )
-        return name
 
 
 class LocalCluster(KubectlMixin):
@@ -420,17 +356,3 @@ class LocalCluster(KubectlMixin):
         for proc in self.processes or []:
             parts.append(f"--- {proc.name} (last lines of {proc.log}) ---\n{proc.tail(15)}")
         return "\n".join(parts)
-
-
-class ExistingCluster(KubectlMixin):
-    """A cluster someone else runs (kind, or any), reached through a kubeconfig."""
-
-    def __init__(self, kubeconfig: str | Path) -> None:
-        self.kubeconfig = Path(kubeconfig)
-        self._kubectl = shutil.which("kubectl") or str(find_binaries() / "kubectl")
-
-    def kubectl_binary(self) -> str:
-        return self._kubectl
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
