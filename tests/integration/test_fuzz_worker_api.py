@@ -83,6 +83,8 @@ class Tally:
     by_operation: Counter[tuple[str, int]] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     cases: int = 0
+    #: Requests the HTTP client refused to send (a header it cannot encode): not sent.
+    unsendable: int = 0
 
     @property
     def sent(self) -> int:
@@ -93,14 +95,16 @@ class Tally:
         self.statuses[status] += 1
         self.by_operation[operation, status] += 1
         problem = _problem(operation, response)
-        if problem and len(self.violations) < 50:
-            self.violations.append(
-                f"{_describe(request)} -> {status}: {problem}: {response.text[:300]}"
-            )
+        if problem:
+            self._violation(f"{_describe(request)} -> {status}: {problem}: {response.text[:300]}")
 
     def no_answer(self, request: dict[str, Any], exc: Exception) -> None:
         self.statuses[0] += 1
-        self.violations.append(f"{_describe(request)} -> no answer: {exc!r}")
+        self._violation(f"{_describe(request)} -> no answer: {exc!r}")
+
+    def _violation(self, text: str) -> None:
+        if len(self.violations) < 50:
+            self.violations.append(text)
 
 
 def _describe(request: dict[str, Any]) -> str:
@@ -181,17 +185,21 @@ class Fuzzer:
                 _cut_long_polls(kwargs)
             try:
                 response = self.session.request(**kwargs, timeout=15)
-            except requests.RequestException as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
                 self.tally.no_answer(kwargs, exc)
+                continue
+            except (requests.RequestException, ValueError):
+                self.tally.unsendable += 1  # refused by the client: it never left
                 continue
             self.tally.check(operation, kwargs, response)
 
     def _variants(self, case: schemathesis.Case) -> Iterator[tuple[str, str | None]]:
-        """(token, path or None for the generated one): mostly the valid token, and one
-        request in three without a token or with a junk one."""
+        """(token, path or None for the generated one): mostly the valid token; one in
+        seven (one in five for register) without a token or with a junk one, and one
+        with schemathesis's own header (a random token, or none)."""
         unauthenticated = "none" if self.tally.cases % 2 else "junk"
         yield "valid", None
-        yield "generated", None  # schemathesis's own: a random token, or none at all
+        yield "generated", None
         parameters = dict(case.path_parameters or {})
         if not parameters:  # register: aim the body at real pools and worker ids
             for pool in self.pools:
@@ -202,7 +210,7 @@ class Fuzzer:
                 yield "valid", None
             yield unauthenticated, None
             return
-        for token in ("valid", "valid", "valid", unauthenticated):
+        for token in ("valid", "valid", "valid", "valid", unauthenticated):
             real = {p: self.targets.pick(p, self.variant) for p in parameters}
             yield token, case.operation.path.format(**real)
 
@@ -343,7 +351,8 @@ def test_fuzzing_the_worker_api_finds_no_5xx_and_changes_nothing(cluster, namesp
     seconds = time.monotonic() - started
     tally = fuzzer.tally
     print(
-        f"\nfuzzing: {tally.sent} requests from {tally.cases} generated cases in {seconds:.1f} s; "
+        f"\nfuzzing: {tally.sent} requests from {tally.cases} generated cases in {seconds:.1f} s "
+        f"({tally.unsendable} not sendable); "
         f"statuses {dict(sorted(tally.statuses.items()))}; "
         f"per operation {dict(sorted(tally.by_operation.items()))}"
     )
