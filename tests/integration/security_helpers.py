@@ -1,5 +1,5 @@
-"""What the security and fuzz tests of the worker API need beyond ``test_worker_api``'s
-fake worker: worker pods that never start their worker (so that a test speaks for them
+"""What the security and fuzz tests of the worker API need beyond the fake worker of
+``fakeworker``: worker pods that never start their worker (so that a test speaks for them
 with their own projected token), the API server's TokenReview count, the operator's
 memory, a ``/healthz`` prober, and exact checks of refusals.
 """
