@@ -20,7 +20,7 @@ import pytest
 from conftest import apply, get, pool_manifest
 from fakeworker import Api
 
-from shiftboss.testing.cluster import ExistingCluster, LocalCluster
+from shiftboss.testing import ExistingCluster, LocalCluster
 from shiftboss.testing.operator import OperatorProcess
 from shiftboss.testing.processes import wait_until
 from worker_runtime.protocol import ErrorResponse, RegisterRequest, SkillSpec
