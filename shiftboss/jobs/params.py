@@ -63,43 +63,59 @@ def count_patterns(schema: object) -> int:
     return count
 
 
+def canonical_schema(schema: dict[str, Any]) -> str:
+    """The schema as compact JSON with sorted keys: how the operator keeps and keys it."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class _Compiled:
     validator: jsonschema_rs.Validator | None
     problem: str | None
     patterns: int
+    #: Bytes of the schema's canonical JSON (its compiled form weighs about 25 times that).
+    size: int
 
 
 class CompiledSchemas:
     """Compiled schemas by content hash, least recently used first out.
 
-    Bounded in count and in regexes held, since a compiled regex is what weighs.
+    Bounded in count, in regexes held and in schema bytes: a compiled schema weighs about
+    25 times its JSON (a 63 KiB schema of many small properties compiles to ~1.7 MiB),
+    so a byte budget is what keeps workers' registrations from growing the operator.
     """
 
-    def __init__(self, *, max_schemas: int = 512, max_patterns: int = 1024) -> None:
-        self.max_schemas, self.max_patterns = max_schemas, max_patterns
+    def __init__(
+        self, *, max_schemas: int = 512, max_patterns: int = 1024, max_bytes: int = 1024 * 1024
+    ) -> None:
+        self.max_schemas, self.max_patterns, self.max_bytes = max_schemas, max_patterns, max_bytes
         self._entries: OrderedDict[str, _Compiled] = OrderedDict()
         self._patterns = 0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, schema: dict[str, Any]) -> _Compiled:
-        key = hashlib.sha256(
-            json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
+    def get(self, schema: dict[str, Any] | str) -> _Compiled:
+        """The compiled ``schema`` (a dict, or its ``canonical_schema`` text)."""
+        text = schema if isinstance(schema, str) else canonical_schema(schema)
+        key = hashlib.sha256(text.encode()).hexdigest()
         compiled = self._entries.get(key)
         if compiled is not None:
             self._entries.move_to_end(key)
             return compiled
-        compiled = _compile(schema)
+        compiled = _compile(json.loads(text) if isinstance(schema, str) else schema, len(text))
         while self._entries and (
             len(self._entries) >= self.max_schemas
             or self._patterns + compiled.patterns > self.max_patterns
+            or self._bytes + compiled.size > self.max_bytes
         ):
-            self._patterns -= self._entries.popitem(last=False)[1].patterns
+            evicted = self._entries.popitem(last=False)[1]
+            self._patterns -= evicted.patterns
+            self._bytes -= evicted.size
         self._entries[key] = compiled
         self._patterns += compiled.patterns
+        self._bytes += compiled.size
         return compiled
 
 
@@ -107,7 +123,7 @@ class CompiledSchemas:
 COMPILED = CompiledSchemas()
 
 
-def check_schema(schema: dict[str, Any], cache: CompiledSchemas = COMPILED) -> str | None:
+def check_schema(schema: dict[str, Any] | str, cache: CompiledSchemas = COMPILED) -> str | None:
     """None if the operator can evaluate ``schema`` safely; else what is wrong, where."""
     return cache.get(schema).problem
 
@@ -116,7 +132,7 @@ class ParamsValidator:
     def __init__(self, cache: CompiledSchemas = COMPILED) -> None:
         self.cache = cache
 
-    def check(self, schema: dict[str, Any], params: dict[str, Any]) -> str | None:
+    def check(self, schema: dict[str, Any] | str, params: dict[str, Any]) -> str | None:
         """None when ``params`` fit ``schema``; else a message naming each bad field."""
         if not schema:
             return None
@@ -188,7 +204,7 @@ def _has_more_values(document: object, limit: int) -> bool:
     return False
 
 
-def _compile(schema: dict[str, Any]) -> _Compiled:
+def _compile(schema: dict[str, Any], size: int) -> _Compiled:
     patterns = count_patterns(schema)
     try:
         validator = jsonschema_rs.validator_for(
@@ -199,10 +215,10 @@ def _compile(schema: dict[str, Any]) -> _Compiled:
             offline=True,
         )
     except jsonschema_rs.ValidationError as exc:
-        return _Compiled(None, _describe(exc), patterns)
+        return _Compiled(None, _describe(exc), patterns, size)
     except (jsonschema_rs.ReferencingError, ValueError, TypeError) as exc:
-        return _Compiled(None, _first_line(str(exc)), patterns)
-    return _Compiled(validator, None, patterns)
+        return _Compiled(None, _first_line(str(exc)), patterns, size)
+    return _Compiled(validator, None, patterns, size)
 
 
 def _describe(error: jsonschema_rs.ValidationError) -> str:

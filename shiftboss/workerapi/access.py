@@ -87,6 +87,14 @@ class Access:
                 "register again",
             )
         if worker.owner != identity.owner:
+            if identity.pod_name == worker_id:
+                # Its own name, taken by another identity (after an operator restart, say):
+                # a pod's registration always wins, so tell it to register again.
+                raise ApiProblem(
+                    404,
+                    "worker_not_registered",
+                    f"worker {worker_id!r} is not registered for this pod: register again",
+                )
             raise ApiProblem(
                 403, "wrong_worker", f"worker {worker_id!r} is registered by another identity"
             )

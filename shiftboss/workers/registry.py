@@ -7,19 +7,34 @@ except a pod registering its own name, which always wins (a pod's name is its ow
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from shiftboss.jobs.params import canonical_schema
 from shiftboss.workers.limits import RegistrationLimits, check_identity_room, check_pool_room
 from worker_runtime.protocol import RegisterRequest, SkillSpec
 
 #: Owners of pod-bound identities start with this (see ``WorkerIdentity.owner``).
 POD_OWNER_PREFIX = "pod:"
-#: Distinct skills (name and schemas) kept as one shared copy each: the workers of a pool
+#: Distinct skills (name and schema) kept as one shared copy each: the workers of a pool
 #: register the same skills, so a pool of 500 costs one copy of its schemas, not 500.
 MAX_SHARED_SKILLS = 4096
+
+
+@dataclass(frozen=True)
+class RegisteredSkill:
+    """What the operator keeps of a skill: its name and input schema, as compact JSON
+    (a parsed schema weighs ten times its text; the output schema is of no use here)."""
+
+    name: str
+    #: ``canonical_schema`` of the input schema; "" when the skill takes anything.
+    input_schema: str = ""
+
+    @classmethod
+    def of(cls, skill: SkillSpec) -> RegisteredSkill:
+        schema = canonical_schema(skill.input_schema) if skill.input_schema else ""
+        return cls(skill.name, schema)
 
 
 class WorkerIdTaken(Exception):
@@ -31,7 +46,7 @@ class WorkerInfo:
     namespace: str
     pool: str
     worker_id: str
-    skills: dict[str, SkillSpec]
+    skills: dict[str, RegisteredSkill]
     capacity: int
     owner: str = ""
     version: str = ""
@@ -59,7 +74,7 @@ class WorkerRegistry:
     ) -> None:
         self.forget_after_seconds = forget_after_seconds
         self.limits = limits or RegistrationLimits()
-        self._skills: OrderedDict[str, SkillSpec] = OrderedDict()
+        self._skills: OrderedDict[RegisteredSkill, RegisteredSkill] = OrderedDict()
         self._workers: dict[tuple[str, str], WorkerInfo] = {}
 
     def register(self, namespace: str, request: RegisterRequest, owner: str) -> WorkerInfo:
@@ -97,15 +112,15 @@ class WorkerRegistry:
         self._workers[key] = info
         return info
 
-    def _shared(self, skill: SkillSpec) -> SkillSpec:
-        key = hashlib.sha256(skill.model_dump_json().encode()).hexdigest()
-        shared = self._skills.get(key)
+    def _shared(self, spec: SkillSpec) -> RegisteredSkill:
+        skill = RegisteredSkill.of(spec)
+        shared = self._skills.get(skill)
         if shared is None:
-            self._skills[key] = shared = skill
+            self._skills[skill] = shared = skill
             if len(self._skills) > MAX_SHARED_SKILLS:
                 self._skills.popitem(last=False)  # still held by its workers, just not shared
         else:
-            self._skills.move_to_end(key)
+            self._skills.move_to_end(skill)
         return shared
 
     def get(self, namespace: str, worker_id: str) -> WorkerInfo | None:

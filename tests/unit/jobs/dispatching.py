@@ -17,7 +17,7 @@ from fake_store import NAMESPACE, POOL, FakeJobStore, at
 
 from shiftboss.api.common import format_timestamp
 from shiftboss.jobs.dispatcher import Dispatcher
-from shiftboss.workers.registry import WorkerInfo
+from shiftboss.workers.registry import RegisteredSkill, WorkerInfo
 from worker_runtime.protocol import Assignment, SkillSpec
 
 
@@ -48,7 +48,7 @@ def worker(
         pool=pool,
         worker_id=worker_id,
         skills={
-            name: SkillSpec(name=name, input_schema=schemas.get(name, {}))
+            name: RegisteredSkill.of(SkillSpec(name=name, input_schema=schemas.get(name, {})))
             for name in (skills or ("echo",))
         },
         capacity=8,

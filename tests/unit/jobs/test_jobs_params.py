@@ -20,6 +20,7 @@ from shiftboss.jobs.params import (
     MAX_MESSAGE_CHARS,
     CompiledSchemas,
     ParamsValidator,
+    canonical_schema,
     check_schema,
     count_patterns,
 )
@@ -363,3 +364,18 @@ def test_count_patterns_counts_pattern_values_and_pattern_property_keys():
     }
 
     assert count_patterns(schema) == 6
+
+
+def test_the_cache_is_bounded_by_schema_bytes():
+    # A compiled schema weighs ~25 times its JSON: the byte budget is what bounds memory.
+    cache = CompiledSchemas(max_schemas=100, max_patterns=1000, max_bytes=6_000)
+    schemas = [
+        {"type": "object", "properties": {f"p{i}_{n}": {"type": "integer"} for n in range(100)}}
+        for i in range(5)
+    ]
+    sizes = [len(canonical_schema(s)) for s in schemas]
+    assert all(2_500 < size < 3_000 for size in sizes)
+    for schema in schemas:
+        assert cache.get(schema).problem is None
+    assert len(cache) == 2  # two fit in 6,000 bytes, the oldest went first
+    assert cache.get(canonical_schema(schemas[-1])) is cache.get(schemas[-1])  # text or dict
