@@ -30,6 +30,18 @@ def create_token(cluster, namespace: str, account: str = "default", audience: st
     return cluster.kubectl(*args).stdout.strip()
 
 
+def register_body(pool: str, worker_id: str, skills: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A well-formed registration of ``worker_id`` in ``pool`` offering ``skills``."""
+    return RegisterRequest(
+        pool=pool,
+        worker_id=worker_id,
+        skills=[SkillSpec(name=name, input_schema=schema) for name, schema in skills.items()],
+        capacity=1,
+        version="0.0.0-test",
+        runtime="test",
+    ).model_dump(mode="json")
+
+
 class Api:
     """The worker protocol over httpx, as a worker with ``token`` would speak it."""
 
@@ -53,14 +65,7 @@ class Api:
         return response.json()
 
     def register(self, worker_id: str, skills: dict[str, dict], pool: str = "demo"):
-        body = RegisterRequest(
-            pool=pool,
-            worker_id=worker_id,
-            skills=[SkillSpec(name=name, input_schema=schema) for name, schema in skills.items()],
-            capacity=1,
-            version="0.0.0-test",
-            runtime="test",
-        ).model_dump(mode="json")
+        body = register_body(pool, worker_id, skills)
         return RegisterResponse.model_validate(self.ok("/v1/workers/register", body))
 
     def register_when_pool_known(self, worker_id: str, skills: dict[str, dict]):

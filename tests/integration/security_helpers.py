@@ -23,7 +23,7 @@ from fakeworker import Api
 from shiftboss.testing import ExistingCluster, LocalCluster
 from shiftboss.testing.operator import OperatorProcess
 from shiftboss.testing.processes import wait_until
-from worker_runtime.protocol import ErrorResponse, RegisterRequest, SkillSpec
+from worker_runtime.protocol import ErrorResponse
 
 REGISTER = "/v1/workers/register"
 #: What ``OperatorProcess`` gives the test operator.
@@ -140,17 +140,6 @@ def register_when_known(api: Api, pool: str, worker_id: str, skills: dict[str, A
         return True
 
     wait_until(registered, timeout=30, interval=0.3, what=f"{worker_id} to register in {pool}")
-
-
-def register_body(pool: str, worker_id: str, skills: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return RegisterRequest(
-        pool=pool,
-        worker_id=worker_id,
-        skills=[SkillSpec(name=name, input_schema=schema) for name, schema in skills.items()],
-        capacity=1,
-        version="0.0.0-test",
-        runtime="test",
-    ).model_dump(mode="json")
 
 
 def attempt_reports(attempt_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -34,6 +34,7 @@ from fakeworker import (
     create_token,
     job_state,
     job_status,
+    register_body,
     wait_phase,
 )
 from security_helpers import (
@@ -48,7 +49,6 @@ from security_helpers import (
     operator_for,
     percentile,
     refusal,
-    register_body,
     register_when_known,
     require_local,
     rss_mib,
