@@ -35,6 +35,7 @@ control-plane:
 lint: venv
 	$(VENV)/bin/ruff check shiftboss worker_runtime tests examples
 	$(VENV)/bin/ruff format --check shiftboss worker_runtime tests examples
+	$(VENV)/bin/mypy shiftboss worker_runtime
 
 format: venv
 	$(VENV)/bin/ruff format shiftboss worker_runtime tests examples

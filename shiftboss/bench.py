@@ -20,7 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from shiftboss.api.common import API_GROUP, API_VERSION
 from shiftboss.kube import KubeClient, KubeConfig
@@ -49,7 +51,9 @@ class Recorder:
     """Watches a resource and notes, per object, when each phase was first seen and how
     many times the object was modified (one watch event per write)."""
 
-    def __init__(self, client: KubeClient, path: str, phase_of) -> None:
+    def __init__(
+        self, client: KubeClient, path: str, phase_of: Callable[[dict[str, Any]], str | None]
+    ) -> None:
         self.client, self.path, self.phase_of = client, path, phase_of
         self.seen: dict[str, dict[str, float]] = {}
         self.modifications: dict[str, int] = {}
@@ -85,7 +89,7 @@ class Recorder:
             self._task.cancel()
 
 
-def sb_job(name: str, i: int) -> dict:
+def sb_job(name: str, i: int) -> dict[str, Any]:
     return {
         "apiVersion": "shiftboss.io/v1alpha1",
         "kind": "Job",
@@ -94,7 +98,7 @@ def sb_job(name: str, i: int) -> dict:
     }
 
 
-def batch_job(name: str, i: int) -> dict:
+def batch_job(name: str, i: int) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -117,7 +121,7 @@ def batch_job(name: str, i: int) -> dict:
     }
 
 
-def batch_phase(obj: dict) -> str | None:
+def batch_phase(obj: dict[str, Any]) -> str | None:
     for condition in obj.get("status", {}).get("conditions") or []:
         if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
             return "Succeeded" if condition["type"] == "Complete" else "Failed"
@@ -173,8 +177,8 @@ def stats_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(cluster: LocalCluster, operator: OperatorProcess) -> dict:
-    results: dict = {}
+async def measure(cluster: LocalCluster, operator: OperatorProcess) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     async with KubeClient(KubeConfig.from_file(cluster.kubeconfig)) as client:
         sb = Recorder(client, JOBS.path(NAMESPACE), lambda o: o.get("status", {}).get("phase"))
         batch = Recorder(client, BATCH_JOBS.path(NAMESPACE), batch_phase)
@@ -249,11 +253,11 @@ async def measure(cluster: LocalCluster, operator: OperatorProcess) -> dict:
     return results
 
 
-def report(results: dict) -> None:
+def report(results: dict[str, Any]) -> None:
     idle, burst = results["idle_pool"], results["burst"]
     matched, batch = results["matched"], results["batch_v1"]
 
-    def p(stats: dict) -> str:
+    def p(stats: dict[str, Any]) -> str:
         return f"{stats['p50_ms']} / {stats['p99_ms']}"
 
     rows = [

@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     namespaces = args.namespace or [
         n for n in os.environ.get("SHIFTBOSS_NAMESPACES", "").split(",") if n.strip()
     ]
-    values = {}
+    values: dict[str, Any] = {}
     for field, variable in RUN_OPTIONS.items():
         value = getattr(args, field)
         value = value if value is not None else os.environ.get(variable) or None
@@ -132,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             flag = f"--{field.replace('_', '-')}"
-            variable = RUN_OPTIONS.get(field)
-            where = f"{flag} (or {variable})" if variable else flag
+            env_var = RUN_OPTIONS.get(field)
+            where = f"{flag} (or {env_var})" if env_var else flag
             print(
                 f"shiftboss run: {where}: {error['msg']}, got {error.get('input')!r}",
                 file=sys.stderr,

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,19 +34,20 @@ def say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {message}", flush=True)
 
 
-def pool_manifest() -> dict:
-    pool = yaml.safe_load((EXAMPLES / "pool.yaml").read_text())
+def pool_manifest() -> dict[str, Any]:
+    pool: dict[str, Any] = yaml.safe_load((EXAMPLES / "pool.yaml").read_text())
     # The process node runs this checkout's Python: make the example module importable.
     pool["spec"].setdefault("env", []).append({"name": "PYTHONPATH", "value": str(EXAMPLES)})
     return pool
 
 
-def jobs(cluster: LocalCluster) -> list[dict]:
+def jobs(cluster: LocalCluster) -> list[dict[str, Any]]:
     out = cluster.kubectl("-n", NAMESPACE, "get", "jobs.shiftboss.io", "-o", "json").stdout
-    return json.loads(out)["items"]
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
 
 
-def describe(status: dict) -> str:
+def describe(status: dict[str, Any]) -> str:
     phase = status.get("phase")
     if phase == "Running":
         return f"attempt {status.get('attempt')} on {status.get('worker')}"
@@ -56,7 +58,7 @@ def describe(status: dict) -> str:
     return ""
 
 
-def watch(cluster: LocalCluster, timeout: float = 180) -> list[dict]:
+def watch(cluster: LocalCluster, timeout: float = 180) -> list[dict[str, Any]]:
     seen: dict[str, str] = {}
     cancelled = False
     deadline = time.monotonic() + timeout
@@ -90,7 +92,7 @@ def watch(cluster: LocalCluster, timeout: float = 180) -> list[dict]:
     raise TimeoutError(f"jobs did not finish within {timeout:.0f}s")
 
 
-def summary(cluster: LocalCluster, items: list[dict]) -> None:
+def summary(cluster: LocalCluster, items: list[dict[str, Any]]) -> None:
     print()
     print(f"{'JOB':<12} {'SKILL':<8} {'PHASE':<10} {'ATTEMPTS':>8} {'DURATION':>9}  RESULT / ERROR")
     for job in sorted(items, key=lambda j: j["metadata"]["name"]):

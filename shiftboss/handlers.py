@@ -38,11 +38,11 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
 
     @kopf.on.event(API_GROUP, API_VERSION, "jobs", registry=registry)
     async def job_event(event: kopf.RawEvent, **_: object) -> None:
-        app.dispatcher.observe(event["object"], deleted=event["type"] == "DELETED")
+        app.dispatcher.observe(dict(event["object"]), deleted=event["type"] == "DELETED")
 
     @kopf.on.event(API_GROUP, API_VERSION, "workerpools", registry=registry)
     async def pool_event(event: kopf.RawEvent, **_: object) -> None:
-        app.pools.observe(event["object"], deleted=event["type"] == "DELETED")
+        app.pools.observe(dict(event["object"]), deleted=event["type"] == "DELETED")
         meta = event["object"]["metadata"]
         app.dispatcher.wake(meta["namespace"], meta["name"])  # e.g. spec.paused turned false
 

@@ -69,7 +69,7 @@ class OperatorProcess:
             with urllib.request.urlopen(
                 f"{self.url}/readyz", timeout=2, context=self._ssl
             ) as response:
-                return response.status == 200
+                return bool(response.status == 200)
 
         wait_until(ready, timeout=timeout, what="the operator's /readyz")
 

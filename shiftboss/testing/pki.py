@@ -98,7 +98,9 @@ def _issue(
     return builder.sign(signing_key, hashes.SHA256())
 
 
-def _write_pair(pki_dir: Path, stem: str, cert: x509.Certificate, key) -> None:
+def _write_pair(
+    pki_dir: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> None:
     (pki_dir / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(pki_dir / f"{stem}.key", key)
 

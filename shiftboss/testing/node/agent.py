@@ -85,10 +85,10 @@ class ProcessNode:
 
     async def shutdown(self) -> None:
         """Stop every pod process (the pods themselves stay, as when a kubelet stops)."""
-        runners = [r for r in self.runners.values() if r.task]
-        for runner in runners:
-            runner.task.cancel()  # type: ignore[union-attr]
-        await asyncio.gather(*(r.task for r in runners), return_exceptions=True)  # type: ignore[misc]
+        tasks = [r.task for r in self.runners.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.logs.stop()
         await self.client.close()
         self.pod_network.release()

@@ -42,7 +42,7 @@ def field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
         return simple[path] or ""
     match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if match:
-        return (meta.get(match.group(1)) or {}).get(match.group(2), "")
+        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
     raise EnvError(f"unsupported fieldRef.fieldPath {path!r}")
 
 

@@ -31,7 +31,9 @@ class LogsServer:
         ctx.load_cert_chain(cert, key)
         site = web.TCPSite(self._runner, host, 0, ssl_context=ctx)
         await site.start()
-        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        return int(server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         if self._runner:
