@@ -50,11 +50,14 @@ go:
 unit: venv
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
+# Two workers, each with a local control plane of its own; a test file stays on one worker.
+PARALLEL ?= -n 2 --dist loadfile
+
 integration: venv control-plane
-	$(VENV)/bin/pytest tests/integration -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/integration -q $(PARALLEL) $(PYTEST_ARGS)
 
 test: venv control-plane lint go
-	$(VENV)/bin/pytest tests -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests -q $(PARALLEL) $(PYTEST_ARGS)
 
 crds: venv
 	$(PY) -m shiftboss.api.crdgen crds/

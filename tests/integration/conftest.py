@@ -80,3 +80,26 @@ def wait_ready_workers(cluster, namespace: str, pool: str, count: int, timeout: 
         return status.get("readyReplicas", 0) >= count
 
     wait_until(ready, timeout=timeout, interval=0.5, what=f"{count} ready workers in pool {pool}")
+
+
+# -- fixtures of the fault tests (see traced.py) ---------------------------------------------
+
+
+@pytest.fixture
+def local_cluster_only(cluster) -> None:
+    if not hasattr(cluster, "restart_apiserver"):
+        pytest.skip("needs the local control plane (it breaks its API server and processes)")
+
+
+@pytest.fixture
+def trace(tmp_path) -> Path:
+    return tmp_path / "trace.jsonl"
+
+
+@pytest.fixture
+def operator_log(tmp_path) -> Iterator[Path]:
+    log = tmp_path / "operator.log"
+    yield log
+    if log.exists():
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, text[-5000:]

@@ -2,7 +2,8 @@
 
 Every test counts how often each skill really ran (``apps/fault_worker.py`` leaves a
 trace line per start, stop and end) and how each Job ended, and expects exact numbers:
-the operator killed and kept away for two minutes, a claim answer dropped on the wire,
+a claim answer dropped on the wire (the operator away for two minutes is in
+``test_operator_outage.py``),
 the API server answering 429 and timing out, the API server frozen across a lease
 expiry, a sync skill cancelled, a pool rolled out under busy workers.
 """
@@ -14,118 +15,18 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from apps.fault_worker import read_trace
-from conftest import apply, get, job_manifest, pool_manifest, wait_ready_workers
-from fakeworker import JOBS, Api, create_token, job_status
+from conftest import apply, job_manifest, pool_manifest, wait_ready_workers
+from fakeworker import Api, create_token, job_status
+from traced import ONCE, assert_ran_once, events_of, fault_pool, jobs, runs, wait_phases
 
 from shiftboss.testing.cluster import free_port
 from shiftboss.testing.faults import ApiServerProxy, FaultProxy, kube_status
 from shiftboss.testing.operator import OperatorProcess
 from shiftboss.testing.processes import wait_until
 
-APPS = Path(__file__).resolve().parent / "apps"
-ONCE = {"maxAttempts": 1}
 pytestmark = pytest.mark.usefixtures("local_cluster_only")
-
-
-@pytest.fixture
-def local_cluster_only(cluster) -> None:
-    if not hasattr(cluster, "restart_apiserver"):
-        pytest.skip("needs the local control plane (it breaks its API server and processes)")
-
-
-@pytest.fixture
-def trace(tmp_path) -> Path:
-    return tmp_path / "trace.jsonl"
-
-
-def fault_pool(name: str, trace: Path, *, env: dict[str, str] | None = None, **spec: Any) -> dict:
-    manifest = pool_manifest(name, **spec)
-    manifest["spec"]["app"] = "fault_worker:worker"
-    variables = {"PYTHONPATH": str(APPS), "SIDE_EFFECTS": str(trace), **(env or {})}
-    manifest["spec"]["env"] = [{"name": k, "value": v} for k, v in variables.items()]
-    return manifest
-
-
-def runs(trace: Path) -> Counter[str]:
-    """How many times each job's skill started."""
-    return Counter(line["job"] for line in read_trace(str(trace)) if line["event"] == "start")
-
-
-def jobs(cluster, namespace: str) -> dict[str, dict]:
-    return {j["metadata"]["name"]: j for j in get(cluster, namespace, JOBS)["items"]}
-
-
-def wait_phases(cluster, namespace: str, names: list[str], phases: set[str], timeout: float):
-    def reached() -> dict[str, dict] | None:
-        found = {n: j.get("status", {}) for n, j in jobs(cluster, namespace).items()}
-        if all(found.get(n, {}).get("phase") in phases for n in names):
-            return {n: found[n] for n in names}
-        return None
-
-    return wait_until(reached, timeout=timeout, interval=0.5, what=f"{names} in {sorted(phases)}")
-
-
-def assert_ran_once(status: dict) -> None:
-    """Succeeded on its first attempt, with one attempt in its history."""
-    assert (status["phase"], status["attempt"], status["countedAttempts"]) == (
-        "Succeeded",
-        1,
-        1,
-    ), status
-    assert [a["outcome"] for a in status["attempts"]] == ["Succeeded"], status
-
-
-def clean_log(log: Path) -> None:
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-5000:]
-
-
-@pytest.fixture
-def operator_log(tmp_path) -> Iterator[Path]:
-    log = tmp_path / "operator.log"
-    yield log
-    if log.exists():
-        clean_log(log)
-
-
-# -- the operator away ---------------------------------------------------------------------
-
-
-def test_the_operator_killed_and_away_for_two_minutes_loses_nothing(
-    cluster, namespace, trace, operator_log, tmp_path
-):
-    """60 s jobs, one attempt each, the operator SIGKILLed mid-run and kept away for 2
-    minutes (longer than the lease, the restore grace and the old 30 s report budget):
-    every worker keeps its attempt, delivers its result when the operator is back, and
-    every job ends Succeeded having run exactly once."""
-    first = OperatorProcess(cluster.env(), operator_log, namespaces=[namespace]).start()
-    try:
-        apply(cluster, namespace, fault_pool("demo", trace, replicas=2, concurrency=2))
-        wait_ready_workers(cluster, namespace, "demo", 2)
-        names = [f"long-{i}" for i in range(4)]
-        apply(
-            cluster,
-            namespace,
-            *[job_manifest(n, "work", {"seconds": 60}, retry=ONCE) for n in names],
-        )
-        wait_phases(cluster, namespace, names, {"Running"}, timeout=60)
-    finally:
-        first.kill()
-    time.sleep(120)  # the outage itself; every job finishes its 60 s meanwhile
-    assert all(runs(trace)[n] == 1 for n in names)
-    second = OperatorProcess(
-        cluster.env(), tmp_path / "operator-2.log", namespaces=[namespace], port=first.port
-    )
-    with second:
-        statuses = wait_phases(cluster, namespace, names, {"Succeeded", "Failed"}, timeout=90)
-    clean_log(tmp_path / "operator-2.log")
-    for status in statuses.values():
-        assert_ran_once(status)
-    assert runs(trace) == Counter(dict.fromkeys(names, 1))
 
 
 # -- the wire between worker and operator ----------------------------------------------------
@@ -166,13 +67,6 @@ def test_a_claim_answer_dropped_on_the_wire_costs_no_attempt(
 
 
 # -- the API server misbehaving ---------------------------------------------------------------
-
-
-def silent_worker(cluster, namespace: str, operator: OperatorProcess, skill: str) -> Api:
-    """An external worker that claims one job of ``skill`` and then falls silent."""
-    api = Api(operator.url, create_token(cluster, namespace))
-    api.register_when_pool_known("silent-1", {skill: {"type": "object"}})
-    return api
 
 
 def test_throttling_and_timeouts_of_the_api_server_lose_no_timer_transition(
@@ -284,10 +178,6 @@ def test_the_api_server_frozen_across_a_lease_expiry(cluster, namespace, trace, 
 
 
 # -- stopping work -----------------------------------------------------------------------------
-
-
-def events_of(trace: Path, job: str) -> list[dict]:
-    return [line for line in read_trace(str(trace)) if line["job"] == job]
 
 
 @pytest.mark.parametrize("how", ["cancel", "timeout"])
