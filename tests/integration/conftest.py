@@ -12,10 +12,23 @@ from shiftboss.testing.processes import wait_until
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+#: The longest test files, started first: with two workers taking whole files in the order
+#: collected, a long file started last would leave one worker idle while it runs.
+LONGEST_FIRST = (
+    "test_operator_outage.py",
+    "test_faults.py",
+    "test_security.py",
+    "test_fuzz_worker_api.py",
+    "test_lifecycle.py",
+)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable otherwise
 
 
 @pytest.fixture
