@@ -117,6 +117,58 @@ def summary(cluster: LocalCluster, items: list[dict[str, Any]]) -> None:
     print(cluster.kubectl("-n", NAMESPACE, "get", "workerpools,pods").stdout)
 
 
+def survive_a_crash(cluster: LocalCluster, operator: OperatorProcess, log: Path) -> OperatorProcess:
+    """The operator crashes mid-job and is away for longer than the lease: the worker keeps
+    its attempt and delivers the result when the operator is back; the job runs once."""
+    job = {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": "survivor"},
+        "spec": {
+            "pool": "demo",
+            "skill": "sleep",
+            "params": {"seconds": 8},
+            "retry": {"maxAttempts": 1},
+        },
+    }
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(job))
+    wait_until(
+        lambda: job_status(cluster, "survivor").get("phase") == "Running",
+        timeout=30,
+        what="the survivor job to run",
+    )
+    operator.kill()
+    say("survivor is running; the operator was just killed (SIGKILL) and stays away 15 s")
+    time.sleep(15)  # longer than the 10 s lease: the worker keeps its attempt anyway
+    back = OperatorProcess(
+        cluster.env(),
+        log.with_name("operator-2.log"),
+        lease_seconds=10,
+        heartbeat_seconds=2,
+        port=operator.port,
+    ).start()
+    say("a new operator is up on the same address; the worker reconnects and reports")
+
+    def finished() -> dict[str, Any] | None:
+        status = job_status(cluster, "survivor")
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_until(finished, timeout=60, what="the survivor job to finish")
+    assert status is not None
+    say(
+        f"survivor {status['phase']} on attempt {status['attempt']} "
+        f"({len(status.get('attempts', []))} attempt in its history): it ran once"
+    )
+    return back
+
+
+def job_status(cluster: LocalCluster, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = cluster.get_json("-n", NAMESPACE, "jobs.shiftboss.io", name).get(
+        "status", {}
+    )
+    return status
+
+
 def main() -> int:
     keep = os.environ.get("SHIFTBOSS_DEMO_KEEP") == "1"
     say(
@@ -152,6 +204,7 @@ def main() -> int:
                 what="an idle pool",
             )
         summary(cluster, items)
+        operator = survive_a_crash(cluster, operator, log)
         if keep:
             print(
                 f"The cluster stays up. In another terminal:\n"
