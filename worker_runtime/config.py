@@ -7,7 +7,6 @@ says why in one log line instead of a traceback.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 import socket
@@ -204,10 +203,6 @@ class WorkerConfig(BaseModel):
             f"the operator's certificate at {self.operator_url} is not trusted by the "
             f"system's CAs ({detail}); set SHIFTBOSS_CA_FILE to the CA bundle that signed it"
         )
-
-    @property
-    def log_level_number(self) -> int:
-        return logging.getLevelNamesMapping()[self.log_level]
 
 
 def _describe(exc: ValidationError, values: Mapping[str, str]) -> str:

@@ -36,10 +36,6 @@ def log_ids(**ids: str) -> Iterator[None]:
         _ids.reset(token)
 
 
-def current_ids() -> dict[str, str]:
-    return dict(_ids.get())
-
-
 class IdsFilter(logging.Filter):
     """Copies the context's ids onto records that do not carry them yet."""
 

@@ -168,10 +168,6 @@ class Dispatcher:
         self.book.wake_all()
 
     @property
-    def closing(self) -> bool:
-        return self.claims.closing
-
-    @property
     def background(self) -> set[asyncio.Task[None]]:
         return self.timers.background
 

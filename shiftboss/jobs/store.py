@@ -8,7 +8,7 @@ re-decides.  That is what makes "a job can never succeed twice" hold.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from shiftboss.api.common import API_GROUP, API_VERSION
 from shiftboss.api.job import JobStatus
@@ -26,6 +26,23 @@ class JobGone(Exception):
     """The Job was deleted."""
 
 
+#: The store's calls, as its errors are mapped.
+Operation = Literal["write", "read", "list", "delete"]
+
+
+def store_error(op: Operation, error: ApiError) -> BaseException | None:
+    """What ``JobStore`` raises when the API server answers ``error`` to ``op``: a 409 to
+    a write is a stale decision, a 404 to a write or read a gone Job; a delete answered
+    404 or 409 (the Job, or that Job by its uid, is gone already) is done (None)."""
+    if op == "write" and error.conflict:
+        return StaleJob(str(error))
+    if op in ("write", "read") and error.not_found:
+        return JobGone(str(error))
+    if op == "delete" and (error.not_found or error.conflict):
+        return None
+    return error
+
+
 class JobStore:
     def __init__(self, client: KubeClient) -> None:
         self.client = client
@@ -40,11 +57,10 @@ class JobStore:
         try:
             obj = await self.client.patch(JOBS.path(job.namespace, job.name, "status"), body)
         except ApiError as exc:
-            if exc.conflict:
-                raise StaleJob(str(exc)) from exc
-            if exc.not_found:
-                raise JobGone(str(exc)) from exc
-            raise
+            mapped = store_error("write", exc)
+            if mapped is exc or mapped is None:
+                raise
+            raise mapped from exc
         self.status_writes += 1
         return TrackedJob.from_object(obj)
 
@@ -52,9 +68,10 @@ class JobStore:
         try:
             return TrackedJob.from_object(await self.client.get(JOBS.path(namespace, name)))
         except ApiError as exc:
-            if exc.not_found:
-                raise JobGone(str(exc)) from exc
-            raise
+            mapped = store_error("read", exc)
+            if mapped is exc or mapped is None:
+                raise
+            raise mapped from exc
 
     async def list(self, namespace: str | None = None) -> list[TrackedJob]:
         listing = await self.client.get(JOBS.path(namespace))
@@ -72,5 +89,8 @@ class JobStore:
                 },
             )
         except ApiError as exc:
-            if not (exc.not_found or exc.conflict):
+            mapped = store_error("delete", exc)
+            if mapped is exc:
                 raise
+            if mapped is not None:
+                raise mapped from exc

@@ -43,13 +43,14 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from shiftboss.api.common import API_GROUP_VERSION, format_timestamp
 from shiftboss.api.job import JobStatus
-from shiftboss.jobs.store import JobGone, StaleJob
+from shiftboss.jobs.store import JobGone, Operation, StaleJob
+from shiftboss.jobs.store import store_error as job_store_error
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.kube.client import ApiError
 
@@ -58,7 +59,6 @@ NAMESPACE = "ns"
 POOL = "pool"
 
 
-Operation = Literal["write", "read", "list", "delete"]
 OPERATIONS: tuple[Operation, ...] = ("write", "read", "list", "delete")
 T = TypeVar("T")
 
@@ -81,14 +81,10 @@ REASONS = {
 def store_error(op: Operation, status: int, name: str | None = None) -> BaseException:
     """What ``JobStore`` raises when the API server answers ``status`` to ``op``."""
     api_error = ApiError(status, REASONS.get(status, ""), f"injected: {op} {name or ''}")
-    mapped: BaseException = api_error
-    if op == "write" and api_error.conflict:
-        mapped = StaleJob(str(api_error))
-    elif op in ("write", "read") and api_error.not_found:
-        mapped = JobGone(str(api_error))
-    elif op == "delete" and (api_error.not_found or api_error.conflict):
+    mapped = job_store_error(op, api_error)
+    if mapped is None:
         raise ValueError(
-            f"status={status}: JobStore.delete treats {status} as done and raises nothing; "
+            f"status={status}: JobStore.{op} treats {status} as done and raises nothing; "
             "to have the Job gone or replaced, use remove() or recreate()"
         )
     mapped.__cause__ = api_error if mapped is not api_error else None
