@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from shiftboss.jobs.dispatcher import Dispatcher, DispatchSettings
-from shiftboss.jobs.store import JobStore
+from shiftboss.jobs.store import JOBS, JobStore
 from shiftboss.kube.client import KubeClient
 from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.events import EventRecorder
+from shiftboss.kube.informer import Informer, KubeObject
 from shiftboss.pools.controller import WORKERPOOLS, PoolController
 from shiftboss.settings import OperatorSettings
 from shiftboss.workerapi import MAX_HEADER_BYTES, Timings, WorkerApi
@@ -34,7 +36,10 @@ class App:
         # Forget a worker after several missed heartbeats (it re-registers if it was alive).
         self.limits = RegistrationLimits()
         self.registry = WorkerRegistry(
-            forget_after_seconds=settings.lease_seconds * 4, limits=self.limits
+            forget_after_seconds=settings.lease_seconds * 4,
+            limits=self.limits,
+            # After a restart, running pools' workers re-register within the restore grace.
+            warmup_seconds=settings.restore_grace,
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -46,7 +51,12 @@ class App:
                 cancel_grace_seconds=settings.cancel_grace_seconds,
             ),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
-            why_waiting=lambda ns, pool: self.pools.why_waiting(ns, pool),
+            why_blocked=lambda job: self.pools.why_blocked(
+                job.namespace,
+                job.spec.pool,
+                job.spec.skill,
+                self.registry.may_run(job.namespace, job.spec.pool, job.spec.skill),
+            ),
         )
         self.pools = PoolController(
             self.client,
@@ -58,6 +68,17 @@ class App:
             cancel_grace_seconds=settings.cancel_grace_seconds,
         )
         self.dispatcher.on_pool_change = self.pool_changed
+        #: The Jobs' list+watch, one per namespace served (or one for all of them).
+        self.job_informers = [
+            Informer(
+                self.client,
+                JOBS,
+                namespace,
+                on_object=self.dispatcher.observe,
+                on_deleted=self._job_deleted,
+            )
+            for namespace in self._scopes()
+        ]
         self.tls = self._tls()  # early: a bad certificate stops `shiftboss run` with a message
         self.ready = False
         #: Awaited just before the worker API binds its address: under leader election
@@ -65,6 +86,12 @@ class App:
         self.before_listen: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _scopes(self) -> list[str | None]:
+        return [*self.settings.namespaces] or [None]  # None: all of them
+
+    def _job_deleted(self, obj: KubeObject) -> None:
+        self.dispatcher.observe(obj, deleted=True)
 
     def pool_changed(self, namespace: str, pool: str) -> None:
         self.pools.trigger(namespace, pool)
@@ -86,14 +113,10 @@ class App:
         looks idle and is picked for a scale-down; the worker API is served last, so that
         a worker re-registering after a restart never hears "unknown pool".
         """
-        scopes: list[str | None] = [*self.settings.namespaces] or [None]  # None: all of them
-        for namespace in scopes:
+        for namespace in self._scopes():
             for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
                 self.pools.observe(item)
-            self.dispatcher.restore(await self.store.list(namespace))
-        log.info(
-            "rebuilt state: %d pools, %d jobs", len(self.pools.pools), len(self.dispatcher.jobs)
-        )
+        await self._restore_jobs()
         self.pools.start()
         api = WorkerApi(
             auth=self.auth,
@@ -133,6 +156,21 @@ class App:
         ]
         self.ready = True
 
+    async def _restore_jobs(self) -> None:
+        """List the Jobs page by page into the dispatcher (each page is dropped once taken
+        in), then keep watching them from the list's resourceVersion."""
+        started = time.monotonic()
+        for informer in self.job_informers:
+            informer.start()
+        await asyncio.gather(*(informer.synced() for informer in self.job_informers))
+        log.info(
+            "rebuilt state: %d pools, %d jobs (listed in %.2f s, %d pages)",
+            len(self.pools.pools),
+            sum(informer.stats.listed for informer in self.job_informers),
+            time.monotonic() - started,
+            sum(informer.stats.pages for informer in self.job_informers),
+        )
+
     def _tls(self) -> ssl.SSLContext | None:
         if not self.settings.tls_cert_file or not self.settings.tls_key_file:
             return None
@@ -154,6 +192,8 @@ class App:
         self.dispatcher.close()
         for task in self._tasks:
             task.cancel()
+        # Stopped before this returns: a closed dispatcher is fed no more watch events.
+        await asyncio.gather(*(informer.stop() for informer in self.job_informers))
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pools.stop()
         await self.events.flush()

@@ -1,4 +1,7 @@
-"""Kopf handlers: thin adapters from watch events to the App.
+"""Kopf handlers: thin adapters from watch events to the App, for WorkerPools and their
+pods.  Jobs are not watched through Kopf: the App's own list+watch
+(``shiftboss.kube.informer``) pages through them at start and feeds the dispatcher
+without Kopf's per-event machinery, on the operator's busiest watch.
 
 Only ``on.event`` handlers, all ``async`` (Kopf runs sync handlers in threads, and
 the App is single-threaded asyncio): they keep no per-object state, so Kopf writes no progress
@@ -35,10 +38,6 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: object) -> None:
         await app.stop()
-
-    @kopf.on.event(API_GROUP, API_VERSION, "jobs", registry=registry)
-    async def job_event(event: kopf.RawEvent, **_: object) -> None:
-        app.dispatcher.observe(dict(event["object"]), deleted=event["type"] == "DELETED")
 
     @kopf.on.event(API_GROUP, API_VERSION, "workerpools", registry=registry)
     async def pool_event(event: kopf.RawEvent, **_: object) -> None:
