@@ -36,7 +36,10 @@ class App:
         # Forget a worker after several missed heartbeats (it re-registers if it was alive).
         self.limits = RegistrationLimits()
         self.registry = WorkerRegistry(
-            forget_after_seconds=settings.lease_seconds * 4, limits=self.limits
+            forget_after_seconds=settings.lease_seconds * 4,
+            limits=self.limits,
+            # After a restart, running pools' workers re-register within the restore grace.
+            warmup_seconds=settings.restore_grace,
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -48,7 +51,12 @@ class App:
                 cancel_grace_seconds=settings.cancel_grace_seconds,
             ),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
-            why_waiting=lambda ns, pool: self.pools.why_waiting(ns, pool),
+            why_blocked=lambda job: self.pools.why_blocked(
+                job.namespace,
+                job.spec.pool,
+                job.spec.skill,
+                self.registry.may_run(job.namespace, job.spec.pool, job.spec.skill),
+            ),
         )
         self.pools = PoolController(
             self.client,

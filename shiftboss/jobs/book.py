@@ -1,28 +1,62 @@
 """The operator's in-memory view of the Jobs it serves: where each one belongs.
 
 ``JobBook.track`` reads a Job's status (as listed, watched or just written) and puts
-the job where it belongs: a pool's queue, the lease table, one of the timer tables, or
-nowhere.  It does no I/O and is idempotent, so re-tracking every job (the periodic
-resync) re-derives every timer from the API server's truth.
+the job where it belongs: a pool's queue, the lease table, the timers, or nowhere.
+It does no I/O and is idempotent, so re-tracking a job (the periodic resync) re-derives
+its timers from the API server's truth.
+
+Timers live in two ``TimerHeap``s, one per clock: times the Job's status states
+(``nextAttemptAt``, deadlines, TTLs) on the wall clock, leases and the blocked-job
+check on the monotonic clock.  Finished jobs are kept as slim records (no params,
+result or attempt history): what the TTL, late reports and the counters need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from shiftboss.api.job import JobPhase, is_terminal
+from shiftboss.api.job import JobPhase, JobStatus, is_terminal
 from shiftboss.jobs import machine
-from shiftboss.jobs.leases import Lease, LeaseTable
+from shiftboss.jobs.leases import Lease, LeaseTable, PoolKey
 from shiftboss.jobs.queue import JobQueue
+from shiftboss.jobs.timerheap import TimerHeap
 from shiftboss.jobs.tracked import TrackedJob
 from worker_runtime.protocol import attempt_id
 
-PoolKey = tuple[str, str]  # (namespace, pool)
+
+class Alarm(enum.Enum):
+    """What a timer is for; its key is (alarm, uid), or (LEASE, attempt id)."""
+
+    #: A retrying job's ``nextAttemptAt``: it is queued again (wall clock).
+    RETRY = "retry"
+    #: A waiting job's deadline (``activeDeadlineSeconds``) passes (wall clock).
+    DEADLINE = "deadline"
+    #: A finished job's TTL runs out: it is deleted (wall clock).
+    EXPIRE = "expire"
+    #: A running attempt reaches its timeout or the job's deadline (wall clock).
+    STOP = "stop"
+    #: A lease may have run out, or its stop order's fence is due (monotonic).
+    LEASE = "lease"
+    #: A job waiting this long is checked for a reason it cannot be dispatched (monotonic).
+    BLOCKED = "blocked"
+
+    @property
+    def monotonic(self) -> bool:
+        return self in (Alarm.LEASE, Alarm.BLOCKED)
+
+
+AlarmKey = tuple[Alarm, str]
+#: Re-derived by every ``track``; BLOCKED is kept while the job waits, since its re-check
+#: interval grows with the job's age.
+_STATUS_ALARMS = (Alarm.RETRY, Alarm.DEADLINE, Alarm.EXPIRE, Alarm.STOP)
+#: A job that waits without being blocked is checked again at most this often (seconds).
+BLOCKED_RECHECK_MAX_SECONDS = 60.0
 
 
 class JobBook:
@@ -30,26 +64,27 @@ class JobBook:
         self,
         *,
         restore_grace_seconds: float,
+        blocked_check_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.restore_grace_seconds = restore_grace_seconds
+        self.blocked_check_seconds = blocked_check_seconds
         #: The clock of leases and timers (seconds; injected so tests can move it).
         self.monotonic = monotonic
         self.jobs: dict[str, TrackedJob] = {}
         self.queues: dict[PoolKey, JobQueue] = defaultdict(JobQueue)
         self.leases = LeaseTable()
-        #: Retrying jobs waiting for ``nextAttemptAt``.
-        self.retry_at: dict[str, datetime] = {}
-        #: New jobs not yet written as Queued, with when they were first seen (monotonic).
-        self.unwritten: dict[str, float] = {}
-        #: Waiting jobs whose job deadline (activeDeadlineSeconds) can pass while they wait.
-        self.deadline_at: dict[str, datetime] = {}
+        #: Timers on the wall clock (POSIX seconds) and on the monotonic clock.
+        self.wall_timers: TimerHeap[AlarmKey] = TimerHeap()
+        self.mono_timers: TimerHeap[AlarmKey] = TimerHeap()
         #: Waiting jobs with ``spec.cancel``: their Cancelled status is still to be written.
         self.cancel_due: set[str] = set()
-        #: Finished jobs with a TTL, and when they are to be deleted.
-        self.expire_at: dict[str, datetime] = {}
-        #: The order in which jobs were first seen: breaks ties of creationTimestamp.
+        #: Retrying jobs (waiting for ``nextAttemptAt``) per pool, for the pool's counts.
+        self._retrying: dict[PoolKey, set[str]] = defaultdict(set)
+        #: Per job, the order in which it was first seen (breaks ties of creation time).
         self._arrival: dict[str, int] = {}
+        #: Per unwritten waiting job, when it was first seen (monotonic).
+        self._first_seen: dict[str, float] = {}
         self._arrivals = itertools.count()
         #: Per pool, an event that waiting claims listen on; set (and replaced) on news.
         self._wakeups: dict[PoolKey, asyncio.Event] = {}
@@ -61,76 +96,150 @@ class JobBook:
     def track(self, job: TrackedJob) -> None:
         """Put the job where its status says it belongs."""
         uid = job.uid
-        self.jobs[uid] = job
         queue = self.queues[job.pool_key]
-        for table in (self.retry_at, self.deadline_at, self.expire_at):
-            table.pop(uid, None)
+        for alarm in _STATUS_ALARMS:
+            self._disarm(alarm, uid)
         self.cancel_due.discard(uid)
+        self._retrying[job.pool_key].discard(uid)
         phase, status = job.phase, job.status
+        if is_terminal(phase):
+            job = job.slimmed()
+        self.jobs[uid] = job
         lease = self.leases.for_job(uid)
         if lease is not None and (phase != JobPhase.RUNNING or lease.attempt != job.attempt):
-            self.leases.pop(lease.key)  # that attempt is over, whoever ended it
+            self.drop_lease(lease.key)  # that attempt is over, whoever ended it
         if is_terminal(phase):
             queue.discard(uid)
-            self.unwritten.pop(uid, None)
+            self._arrival.pop(uid, None)
+            self._first_seen.pop(uid, None)
             ttl = job.spec.ttl_seconds_after_finished
             if ttl is not None and status is not None and status.completion_time:
-                self.expire_at[uid] = status.completion_time + timedelta(seconds=ttl)
+                self._arm(Alarm.EXPIRE, uid, status.completion_time + timedelta(seconds=ttl))
         elif phase == JobPhase.RUNNING:
             assert status is not None
             queue.discard(uid)
-            self.unwritten.pop(uid, None)
-            if self.leases.for_job(uid) is None:
-                # Claimed by an earlier run of the operator (a restart, a hand-over): give
-                # its worker time to reconnect before the lease can run out.
-                now = self.monotonic()
-                self.leases.add(
-                    Lease(
-                        key=attempt_id(uid, job.attempt),
-                        uid=uid,
-                        attempt=job.attempt,
-                        namespace=job.namespace,
-                        pool=job.spec.pool,
-                        worker_id=status.worker or "",
-                        expires=now + self.restore_grace_seconds,
-                        deadline=machine.attempt_deadline(job.spec, status),
-                        granted=float("-inf"),
-                    )
-                )
+            self._track_running(job, status)
         elif job.spec.cancel:
             queue.discard(uid)
             self.cancel_due.add(uid)
         else:
             deadline = machine.active_deadline(job.spec, status)
             if deadline is not None:
-                self.deadline_at[uid] = deadline
+                self._arm(Alarm.DEADLINE, uid, deadline)
             if phase == JobPhase.RETRYING and status and status.next_attempt_at:
                 queue.discard(uid)
-                self.retry_at[uid] = status.next_attempt_at  # the timers enqueue it when due
+                self._retrying[job.pool_key].add(uid)
+                self._arm(Alarm.RETRY, uid, status.next_attempt_at)  # queued when due
             else:
                 self.enqueue(job)
+        if uid not in queue:
+            self._disarm(Alarm.BLOCKED, uid)
         self.on_pool_change(*job.pool_key)
+
+    def _track_running(self, job: TrackedJob, status: JobStatus) -> None:
+        lease = self.leases.for_job(job.uid)
+        if lease is None:
+            # Claimed by an earlier run of the operator (a restart, a hand-over): give
+            # its worker time to reconnect before the lease can run out.
+            lease = Lease(
+                key=attempt_id(job.uid, job.attempt),
+                uid=job.uid,
+                attempt=job.attempt,
+                namespace=job.namespace,
+                pool=job.spec.pool,
+                worker_id=status.worker or "",
+                expires=self.monotonic() + self.restore_grace_seconds,
+                deadline=machine.attempt_deadline(job.spec, status),
+                granted=float("-inf"),
+            )
+            self.leases.add(lease)
+        self.arm_lease(lease)
+        if lease.stop is None:
+            if job.spec.cancel:
+                self.wall_timers.arm((Alarm.STOP, job.uid), 0.0)  # stop it now
+            elif lease.deadline is not None:
+                self._arm(Alarm.STOP, job.uid, lease.deadline)
 
     def enqueue(self, job: TrackedJob) -> None:
         arrival = self._arrival.setdefault(job.uid, next(self._arrivals))
-        self.queues[job.pool_key].push(job.uid, job.spec.priority, job.created, arrival)
-        if job.phase in (None, JobPhase.PENDING):
-            self.unwritten.setdefault(job.uid, self.monotonic())
+        self.queues[job.pool_key].push(
+            job.uid, job.spec.skill, job.spec.priority, job.created, arrival
+        )
+        if (
+            job.phase in (None, JobPhase.PENDING)
+            and (Alarm.BLOCKED, job.uid) not in self.mono_timers
+        ):
+            # Not written as Queued: if it is still waiting after a while, the timers
+            # look for a reason it cannot be dispatched (and write that one down).
+            first_seen = self._first_seen.setdefault(job.uid, self.monotonic())
+            self.mono_timers.arm((Alarm.BLOCKED, job.uid), first_seen + self.blocked_check_seconds)
         self.wake(*job.pool_key)
+
+    def recheck_blocked(self, uid: str) -> None:
+        """The job waits its turn: look again after as long as it has waited (capped),
+        so a deep backlog costs few checks."""
+        now = self.monotonic()
+        waited = now - self._first_seen.get(uid, now)
+        interval = min(max(waited, self.blocked_check_seconds), BLOCKED_RECHECK_MAX_SECONDS)
+        self.mono_timers.arm((Alarm.BLOCKED, uid), now + interval)
+
+    def retry_due(self, uid: str) -> None:
+        """A retrying job's ``nextAttemptAt`` has come: back into its pool's queue."""
+        job = self.jobs.get(uid)
+        if job is not None and job.phase == JobPhase.RETRYING:
+            self._retrying[job.pool_key].discard(uid)
+            self.enqueue(job)
 
     def forget(self, uid: str) -> TrackedJob | None:
         job = self.jobs.pop(uid, None)
         lease = self.leases.for_job(uid)
         if lease is not None:
-            self.leases.pop(lease.key)
-        for table in (self.retry_at, self.unwritten, self.deadline_at, self.expire_at):
-            table.pop(uid, None)
+            self.drop_lease(lease.key)
+        for alarm in (*_STATUS_ALARMS, Alarm.BLOCKED):
+            self._disarm(alarm, uid)
         self.cancel_due.discard(uid)
         self._arrival.pop(uid, None)
+        self._first_seen.pop(uid, None)
         if job is not None:
+            self._retrying[job.pool_key].discard(uid)
             self.queues[job.pool_key].discard(uid)
             self.on_pool_change(*job.pool_key)
         return job
+
+    # -- leases and timers ----------------------------------------------------------------
+
+    def arm_lease(self, lease: Lease) -> None:
+        """Look at the lease when it runs out or its fence is due, whichever is first
+        (a heartbeat that renews it moves nothing here: the check re-arms)."""
+        when = lease.expires
+        if lease.stop is not None:
+            when = min(when, lease.stop.fence_at)
+        self.mono_timers.arm((Alarm.LEASE, lease.key), when)
+
+    def drop_lease(self, key: str) -> Lease | None:
+        self.mono_timers.cancel((Alarm.LEASE, key))
+        return self.leases.pop(key)
+
+    def defer(self, alarm: Alarm, key: str, seconds: float) -> None:
+        """Fire ``alarm`` for ``key`` again in ``seconds`` (a write to retry, or one in
+        flight): on the monotonic clock whatever the alarm, since backoffs are."""
+        if not alarm.monotonic:
+            self.wall_timers.cancel((alarm, key))
+        self.mono_timers.arm((alarm, key), self.monotonic() + seconds)
+
+    def due(self, now: datetime) -> list[AlarmKey]:
+        """Every timer due now, disarmed: wall-clock ones first."""
+        wall = self.wall_timers.pop_due(now.timestamp())
+        return [*wall, *self.mono_timers.pop_due(self.monotonic())]
+
+    def _arm(self, alarm: Alarm, uid: str, when: datetime) -> None:
+        self.mono_timers.cancel((alarm, uid))  # a deferred retry of it, superseded
+        self.wall_timers.arm((alarm, uid), when.timestamp())
+
+    def _disarm(self, alarm: Alarm, uid: str) -> None:
+        self.mono_timers.cancel((alarm, uid))  # where ``defer`` puts every alarm
+        if not alarm.monotonic:
+            self.wall_timers.cancel((alarm, uid))
 
     # -- waking waiting claims ------------------------------------------------------------
 
@@ -153,12 +262,10 @@ class JobBook:
 
     def queued_count(self, namespace: str, pool: str) -> int:
         key = (namespace, pool)
-        return len(self.queues[key]) + sum(
-            1 for uid in self.retry_at if (j := self.jobs.get(uid)) and j.pool_key == key
-        )
+        return len(self.queues[key]) + len(self._retrying.get(key, ()))
 
     def running_count(self, namespace: str, pool: str) -> int:
-        return sum(1 for lease in self.leases if (lease.namespace, lease.pool) == (namespace, pool))
+        return self.leases.count_in_pool((namespace, pool))
 
     def busy_workers(self, namespace: str) -> set[str]:
-        return {lease.worker_id for lease in self.leases if lease.namespace == namespace}
+        return self.leases.workers_in(namespace)

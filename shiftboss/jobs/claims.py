@@ -95,11 +95,10 @@ class Claims:
         if self.is_paused(*worker.pool_key):
             return None
         queue = self.book.queues[worker.pool_key]
-        for uid in queue.ordered():
-            job = self.book.jobs.get(uid)
-            if job is None or job.spec.skill not in worker.skills:
-                continue
+        while (uid := queue.best(worker.skills)) is not None:
             queue.discard(uid)  # reserved: no other claim can take it while we write
+            if uid not in self.book.jobs:
+                continue
             try:
                 claimed = await self.transitions.decide(uid, self._decision(worker))
             except JobGone:

@@ -7,7 +7,8 @@ controller talk to about jobs.  It wires the parts, each in a module of its own:
   resourceVersion it was decided on) before anything acts on it;
 * ``claims``: long polls, written claims, replay of lost answers;
 * ``reports``: heartbeats, outcomes, hand-backs and progress from workers;
-* ``timers``: leases, stops, deadlines, retries, the Queued write and TTLs.
+* ``timers``: leases, stops, deadlines, retries, blocked jobs and TTLs, from two
+  timer heaps (a tick touches only what is due).
 
 Every mutation of one job runs under that job's lock, so a worker's report, a lease
 expiry and a cancellation never interleave; the resourceVersion precondition of every
@@ -32,7 +33,7 @@ from shiftboss.jobs.leases import LeaseTable
 from shiftboss.jobs.reports import Reports
 from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.store import JobStore
-from shiftboss.jobs.timers import Timekeeper
+from shiftboss.jobs.timers import Timekeeper, WhyBlocked
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.jobs.transitions import Transitions
 from shiftboss.kube.events import EventRecorder
@@ -59,21 +60,23 @@ class Dispatcher:
         settings: DispatchSettings,
         *,
         is_paused: Callable[[str, str], bool] = lambda namespace, pool: False,
-        why_waiting: Callable[[str, str], str] = lambda namespace, pool: (
-            f"waiting for a worker of pool {pool}"
-        ),
+        why_blocked: WhyBlocked = lambda job: None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         rng = rng or random.Random()
         self.settings = settings
-        self.book = JobBook(restore_grace_seconds=settings.restore_grace, monotonic=monotonic)
+        self.book = JobBook(
+            restore_grace_seconds=settings.restore_grace,
+            blocked_check_seconds=settings.blocked_check_seconds,
+            monotonic=monotonic,
+        )
         self.transitions = Transitions(self.book, store, events, settings, clock)
         self.claims = Claims(self.book, self.transitions, settings, is_paused=is_paused)
         self.reports = Reports(self.book, self.transitions, self.claims, settings, clock, rng)
         self.timers = Timekeeper(
-            self.book, self.transitions, settings, clock, rng, why_waiting=why_waiting
+            self.book, self.transitions, settings, clock, rng, why_blocked=why_blocked
         )
 
     # -- what the API server says ------------------------------------------------------------
@@ -148,6 +151,7 @@ class Dispatcher:
         rather than waiting for them to run out."""
         for lease in self.book.leases.held_by((namespace, worker_id)):
             lease.expires = 0.0
+            self.book.arm_lease(lease)
 
     def wake(self, namespace: str, pool: str) -> None:
         self.book.wake(namespace, pool)

@@ -1,4 +1,4 @@
-"""Leases of running attempts, indexed by attempt, by job and by worker.
+"""Leases of running attempts, indexed by attempt, by job, by worker and by pool.
 
 A lease is renewed by its worker's heartbeats and expires ``lease_seconds`` after the
 last one (monotonic time).  An attempt that must stop (cancelled, timed out) carries
@@ -15,6 +15,7 @@ from datetime import datetime
 from shiftboss.jobs.machine import StopReason
 
 WorkerKey = tuple[str, str]  # (namespace, worker id)
+PoolKey = tuple[str, str]  # (namespace, pool)
 
 
 @dataclass
@@ -47,12 +48,17 @@ class Lease:
     def worker_key(self) -> WorkerKey:
         return (self.namespace, self.worker_id)
 
+    @property
+    def pool_key(self) -> PoolKey:
+        return (self.namespace, self.pool)
+
 
 class LeaseTable:
     def __init__(self) -> None:
         self._leases: dict[str, Lease] = {}
         self._by_job: dict[str, str] = {}
         self._by_worker: dict[WorkerKey, set[str]] = {}
+        self._by_pool: dict[PoolKey, set[str]] = {}
 
     def add(self, lease: Lease) -> None:
         previous = self._by_job.get(lease.uid)
@@ -61,6 +67,7 @@ class LeaseTable:
         self._leases[lease.key] = lease
         self._by_job[lease.uid] = lease.key
         self._by_worker.setdefault(lease.worker_key, set()).add(lease.key)
+        self._by_pool.setdefault(lease.pool_key, set()).add(lease.key)
 
     def pop(self, key: str) -> Lease | None:
         lease = self._leases.pop(key, None)
@@ -68,11 +75,8 @@ class LeaseTable:
             return None
         if self._by_job.get(lease.uid) == key:
             del self._by_job[lease.uid]
-        held = self._by_worker.get(lease.worker_key)
-        if held is not None:
-            held.discard(key)
-            if not held:
-                del self._by_worker[lease.worker_key]
+        _discard(self._by_worker, lease.worker_key, key)
+        _discard(self._by_pool, lease.pool_key, key)
         return lease
 
     def get(self, key: str) -> Lease | None:
@@ -84,6 +88,13 @@ class LeaseTable:
 
     def held_by(self, worker: WorkerKey) -> list[Lease]:
         return [self._leases[key] for key in self._by_worker.get(worker, ())]
+
+    def count_in_pool(self, pool: PoolKey) -> int:
+        return len(self._by_pool.get(pool, ()))
+
+    def workers_in(self, namespace: str) -> set[str]:
+        """Ids of the workers of ``namespace`` that hold a lease."""
+        return {worker for ns, worker in self._by_worker if ns == namespace}
 
     def extend_all(self, seconds: float) -> None:
         """The operator could not hear heartbeats for ``seconds``: nobody is to blame."""
@@ -103,3 +114,11 @@ class LeaseTable:
 
     def __len__(self) -> int:
         return len(self._leases)
+
+
+def _discard(index: dict[tuple[str, str], set[str]], at: tuple[str, str], key: str) -> None:
+    keys = index.get(at)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[at]

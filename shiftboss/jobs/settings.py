@@ -17,9 +17,17 @@ class DispatchSettings:
     restore_grace_seconds: float | None = None
     #: A cancelled or timed-out skill gets this long to stop before it is cancelled.
     cancel_grace_seconds: float = 5.0
-    #: A waiting job's phase is written as Queued only if no worker took it within this time,
-    #: so a job on a warm pool costs no Queued write.
-    queued_write_delay_seconds: float = 2.0
+    #: A job still waiting this long after it was seen is checked for a reason it cannot
+    #: be dispatched (no pool, paused, no worker offers its skill); only then is Queued
+    #: written, with that reason.  A job that merely waits its turn costs no write.
+    blocked_check_seconds: float = 2.0
+    #: Those Queued writes share a budget (per second, and a burst), so that thousands of
+    #: blocked jobs never become a burst of writes.
+    queued_writes_per_second: float = 20.0
+    queued_writes_burst: int = 50
+    #: At most this many timer-driven writes (lease ends, deadlines, cancellations, TTL
+    #: deletions) in flight at once; the rest wait a tick, claims and reports go first.
+    timer_writes_in_flight: int = 32
     #: How often leases, timeouts, retries and TTLs are checked (seconds).
     tick_seconds: float = 0.25
     #: A tick this much later than planned means the event loop stalled (or the process was

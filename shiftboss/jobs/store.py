@@ -49,6 +49,9 @@ class JobStore:
         self.status_writes = 0
 
     async def write_status(self, job: TrackedJob, status: JobStatus) -> TrackedJob:
+        if job.slim:
+            # A slim record lacks the result and history: writing it would erase them.
+            raise ValueError(f"job {job.namespace}/{job.name} is finished: not written")
         # Every field is sent, None as null, so that merge-patch removes cleared fields.
         body: dict[str, Any] = {
             "metadata": {"resourceVersion": job.resource_version},

@@ -1,35 +1,43 @@
-"""Time-driven transitions: leases, stops, deadlines, retries, the Queued write, TTLs.
+"""Time-driven transitions: leases, stops, deadlines, retries, blocked jobs, TTLs.
 
-Each tick looks at what is due.  A due write stays due until it has landed (or the job
-changed): a timeout, 5xx or 429 only postpones it, with backoff, so no transition is
-lost to a failed write.  Every ``resync_seconds`` every tracked job is tracked again,
-so every timer is re-derived from the job's status.  A tick that comes late (the event
-loop stalled, or the process was stopped) extends every lease by the delay first: no
-worker is blamed for heartbeats the operator could not hear.
+Each tick takes only the timers that are due (``JobBook.due``) and acts on each.  A
+due write stays due until it has landed (or the job changed): a timeout, 5xx or 429
+only postpones it, with backoff, by arming its timer again, so no transition is lost
+to a failed write.  A slice of the tracked jobs is tracked again every tick, so every
+timer is re-derived from the job's status once per ``resync_seconds``.  A tick that
+comes late (the event loop stalled, or the process was stopped) extends every lease by
+the delay first: no worker is blamed for heartbeats the operator could not hear.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 import httpx
 
 from shiftboss import metrics
 from shiftboss.api.job import JobPhase
 from shiftboss.jobs import machine
-from shiftboss.jobs.book import JobBook
-from shiftboss.jobs.leases import Lease, StopOrder
+from shiftboss.jobs.book import Alarm, AlarmKey, JobBook
+from shiftboss.jobs.leases import StopOrder
 from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.store import JobGone
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.jobs.transitions import Decision, Transitions
 from shiftboss.kube.client import ApiError
+from shiftboss.workers.ratelimit import RateLimiter
 
 log = logging.getLogger("shiftboss.dispatcher")
+
+#: Says why a waiting job cannot be dispatched now (no pool, paused, no worker offers its
+#: skill), or None when a worker could take it: then it just waits its turn, unwritten.
+WhyBlocked = Callable[[TrackedJob], str | None]
 
 
 class Timekeeper:
@@ -41,17 +49,25 @@ class Timekeeper:
         clock: Callable[[], datetime],
         rng: random.Random,
         *,
-        why_waiting: Callable[[str, str], str],
+        why_blocked: WhyBlocked,
     ) -> None:
         self.book, self.transitions, self.settings = book, transitions, settings
-        self.clock, self.rng, self.why_waiting = clock, rng, why_waiting
+        self.clock, self.rng, self.why_blocked = clock, rng, why_blocked
         #: Jobs with a timer-driven write (or deletion) in flight.
         self._inflight: set[str] = set()
         #: After a failed write: (failures so far, no new try before this monotonic time).
         self._backoff: dict[str, tuple[int, float]] = {}
+        #: Blocked jobs' Queued writes share this budget: a backlog never becomes a burst.
+        self._queued_writes = RateLimiter(
+            burst=settings.queued_writes_burst,
+            per_second=settings.queued_writes_per_second,
+            max_keys=1,
+            clock=book.monotonic,
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._last_tick: float | None = None
-        self._last_resync = self.book.monotonic()
+        self._resync_pending: list[str] = []
+        self._resync_started = self.book.monotonic()
         self.stopped = False
 
     async def run(self) -> None:
@@ -70,26 +86,11 @@ class Timekeeper:
             return
         now, mono = self.clock(), self.book.monotonic()
         self._forgive_stall(mono)
-        for lease in self.book.leases:
-            self._check_lease(lease, now, mono)
+        for alarm, key in self.book.due(now):
+            self._fire(alarm, key, now)
         for uid in list(self.book.cancel_due):
-            self._write(uid, "cancellation", self._cancel)
-        for uid, deadline in list(self.book.deadline_at.items()):
-            if deadline <= now:
-                self._write(uid, "deadline", self._deadline)
-        for uid, due in list(self.book.retry_at.items()):
-            if due <= now and (job := self.book.jobs.get(uid)) is not None:
-                del self.book.retry_at[uid]
-                self.book.enqueue(job)
-        delay = self.settings.queued_write_delay_seconds
-        for uid, since in list(self.book.unwritten.items()):
-            if mono - since >= delay:
-                self._write(uid, "Queued status", self._enqueued)
-        for uid, when in list(self.book.expire_at.items()):
-            if when <= now:
-                self._delete(uid)
-        if mono - self._last_resync >= self.settings.resync_seconds:
-            self.resync()
+            self._write(uid, "cancellation", self._cancel, None)
+        self._resync_some(mono)
         metrics.RUNNING_ATTEMPTS.set(len(self.book.leases))
 
     def _forgive_stall(self, mono: float) -> None:
@@ -103,31 +104,70 @@ class Timekeeper:
         self._last_tick = mono
 
     def resync(self) -> None:
-        """Re-derive every timer from the jobs' statuses (skipping jobs being written)."""
-        self._last_resync = self.book.monotonic()
-        for uid, job in list(self.book.jobs.items()):
-            if uid not in self._inflight and not self.transitions.locked(uid):
+        """Re-derive every job's timers from its status now (skipping jobs being written)."""
+        self._resync_pending = list(self.book.jobs)
+        self._resync_started = self.book.monotonic()
+        self._retrack(len(self._resync_pending))
+
+    def _resync_some(self, mono: float) -> None:
+        """Spread the resync over ticks: a sweep takes half of ``resync_seconds``."""
+        if not self._resync_pending:
+            if mono - self._resync_started < self.settings.resync_seconds:
+                return
+            self._resync_pending = list(self.book.jobs)
+            self._resync_started = mono
+        ticks = max(1.0, self.settings.resync_seconds / 2 / self.settings.tick_seconds)
+        self._retrack(math.ceil(len(self.book.jobs) / ticks))
+
+    def _retrack(self, count: int) -> None:
+        pending = self._resync_pending
+        for _ in range(min(count, len(pending))):
+            uid = pending.pop()
+            job = self.book.jobs.get(uid)
+            if job is not None and uid not in self._inflight and not self.transitions.locked(uid):
                 self.book.track(job)
 
-    # -- running attempts --------------------------------------------------------------------
+    # -- what a timer means -----------------------------------------------------------------
 
-    def _check_lease(self, lease: Lease, now: datetime, mono: float) -> None:
-        job = self.book.jobs.get(lease.uid)
-        if job is None:
+    def _fire(self, alarm: Alarm, key: str, now: datetime) -> None:
+        if alarm is Alarm.LEASE:
+            self._check_lease(key)
+        elif alarm is Alarm.STOP:
+            self._order_stop(key, now)
+        elif alarm is Alarm.RETRY:
+            self.book.retry_due(key)
+        elif alarm is Alarm.DEADLINE:
+            self._write(key, "deadline", self._deadline, (alarm, key))
+        elif alarm is Alarm.EXPIRE:
+            self._delete(key)
+        elif alarm is Alarm.BLOCKED:
+            self._check_blocked(key)
+
+    def _check_lease(self, key: str) -> None:
+        lease = self.book.leases.get(key)
+        if lease is None:
             return
-        if lease.stop is None:
-            reason = machine.stop_reason(job.spec, job.status, now)
-            if reason is not None:
-                lease.stop = StopOrder(reason, mono + self.settings.fence_allowance)
-                log.info(
-                    "job %s/%s: %s; asking its worker to stop",
-                    job.namespace,
-                    job.name,
-                    reason.message,
-                )
+        mono = self.book.monotonic()
         fence_due = lease.stop is not None and lease.stop.fence_at <= mono
         if fence_due or lease.expires <= mono:
-            self._write(lease.uid, "end of an attempt", self._end_attempt(lease.key))
+            self._write(lease.uid, "end of an attempt", self._end_attempt(key), (Alarm.LEASE, key))
+        else:
+            self.book.arm_lease(lease)  # renewed since it was armed
+
+    def _order_stop(self, uid: str, now: datetime) -> None:
+        job, lease = self.book.jobs.get(uid), self.book.leases.for_job(uid)
+        if job is None or lease is None or lease.stop is not None:
+            return
+        reason = machine.stop_reason(job.spec, job.status, now)
+        if reason is None:
+            if lease.deadline is not None and lease.deadline > now:  # armed early: again
+                self.book.wall_timers.arm((Alarm.STOP, uid), lease.deadline.timestamp())
+            return
+        lease.stop = StopOrder(reason, self.book.monotonic() + self.settings.fence_allowance)
+        self.book.arm_lease(lease)
+        log.info(
+            "job %s/%s: %s; asking its worker to stop", job.namespace, job.name, reason.message
+        )
 
     def _end_attempt(self, key: str) -> Decision:
         jitter = self.rng.uniform(-1, 1)
@@ -160,62 +200,101 @@ class Timekeeper:
             return None
         return machine.DeadlineExceeded(now)
 
+    def _check_blocked(self, uid: str) -> None:
+        """A job has waited unwritten for a while: if something other than its turn holds
+        it (no pool, paused, no worker offers its skill), write Queued with that reason;
+        a job that merely waits behind others costs no write."""
+        job = self.book.jobs.get(uid)
+        if job is None or job.phase not in (None, JobPhase.PENDING):
+            return
+        if uid not in self.book.queues[job.pool_key]:
+            return
+        if self.why_blocked(job) is None:
+            self.book.recheck_blocked(uid)
+            return
+        wait = self._wait_before_trying(uid)
+        if wait is None and (wait := self._queued_writes.try_acquire("queued")) is not None:
+            wait += self.rng.uniform(0, 5)  # the budget is spent: spread the rest out
+        if wait is not None:
+            self.book.defer(Alarm.BLOCKED, uid, wait)
+            return
+        self._write(uid, "Queued status", self._enqueued, (Alarm.BLOCKED, uid))
+
     def _enqueued(self, job: TrackedJob, now: datetime) -> machine.Event | None:
         if (
             job.phase not in (None, JobPhase.PENDING)
             or job.uid not in self.book.queues[job.pool_key]
         ):
             return None
-        return machine.Enqueued(now, self.why_waiting(*job.pool_key))
+        reason = self.why_blocked(job)
+        return machine.Enqueued(now, reason) if reason is not None else None
 
     # -- writing, with retries -------------------------------------------------------------------
 
-    def _write(self, uid: str, what: str, decision: Decision) -> None:
-        if not self._may_try(uid):
+    def _write(self, uid: str, what: str, decision: Decision, alarm: AlarmKey | None) -> None:
+        wait = self._wait_before_trying(uid)
+        if wait is not None:
+            if alarm is not None:
+                self.book.defer(alarm[0], alarm[1], wait)
             return
         self._inflight.add(uid)
-        self._spawn(self._write_now(uid, what, decision))
+        self._spawn(self._write_now(uid, what, decision, alarm))
 
-    async def _write_now(self, uid: str, what: str, decision: Decision) -> None:
+    async def _write_now(
+        self, uid: str, what: str, decision: Decision, alarm: AlarmKey | None
+    ) -> None:
         try:
-            await self.transitions.decide(uid, decision)
+            written = await self.transitions.decide(uid, decision)
             self._backoff.pop(uid, None)
+            if written is None and (job := self.book.jobs.get(uid)) is not None:
+                self.book.track(job)  # nothing to do after all: re-derive its timers
         except JobGone:
             self._backoff.pop(uid, None)
         except Exception as exc:
-            self._postpone(uid, what, exc)
+            delay = self._postpone(uid, what, exc)
+            if alarm is not None:
+                self.book.defer(alarm[0], alarm[1], delay)
         finally:
             self._inflight.discard(uid)
 
     def _delete(self, uid: str) -> None:
         job = self.book.jobs.get(uid)
-        if job is None or not self._may_try(uid):
+        if job is None:
+            return
+        wait = self._wait_before_trying(uid)
+        if wait is not None:
+            self.book.defer(Alarm.EXPIRE, uid, wait)
             return
         self._inflight.add(uid)
         self._spawn(self._delete_now(job))
 
     async def _delete_now(self, job: TrackedJob) -> None:
         try:
-            await self.transitions.store.delete(job)
+            await self.transitions.store.delete(job)  # the watch will say it is gone
             self._backoff.pop(job.uid, None)
-            self.book.expire_at.pop(job.uid, None)  # the watch will say it is gone
         except Exception as exc:
-            self._postpone(job.uid, "deletion after its TTL", exc)
+            delay = self._postpone(job.uid, "deletion after its TTL", exc)
+            self.book.defer(Alarm.EXPIRE, job.uid, delay)
         finally:
             self._inflight.discard(job.uid)
 
-    def _may_try(self, uid: str) -> bool:
-        if uid in self._inflight:
-            return False
+    def _wait_before_trying(self, uid: str) -> float | None:
+        """None if a write for ``uid`` may start now, else how long until it may: one at
+        a time per job, after its backoff, and a bounded number in flight in all."""
+        if uid in self._inflight or len(self._inflight) >= self.settings.timer_writes_in_flight:
+            return self.settings.tick_seconds
         backoff = self._backoff.get(uid)
-        return backoff is None or backoff[1] <= self.book.monotonic()
+        if backoff is not None and backoff[1] > self.book.monotonic():
+            return backoff[1] - self.book.monotonic()
+        return None
 
-    def _postpone(self, uid: str, what: str, exc: BaseException) -> None:
+    def _postpone(self, uid: str, what: str, exc: BaseException) -> float:
         failures = self._backoff.get(uid, (0, 0.0))[0] + 1
-        delay = min(
+        ceiling = min(
             self.settings.write_retry_max_seconds,
-            self.settings.write_retry_initial_seconds * 2 ** (failures - 1),
-        ) * self.rng.uniform(0.5, 1.0)
+            self.settings.write_retry_initial_seconds * 2.0 ** (failures - 1),
+        )
+        delay: float = ceiling * self.rng.uniform(0.5, 1.0)
         self._backoff[uid] = (failures, self.book.monotonic() + delay)
         job = self.book.jobs.get(uid)
         name = f"{job.namespace}/{job.name}" if job else uid
@@ -232,12 +311,13 @@ class Timekeeper:
             delay,
         )
         metrics.TIMER_WRITE_FAILURES.inc()
+        return delay
 
     def forget(self, uid: str) -> None:
         self._backoff.pop(uid, None)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

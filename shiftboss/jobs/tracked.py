@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ class TrackedJob:
     created: datetime
     spec: JobSpec
     status: JobStatus | None
+    #: A finished job's record without params, result or attempt history (see ``slimmed``).
+    slim: bool = False
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> TrackedJob:
@@ -33,6 +35,20 @@ class TrackedJob:
             spec=job.spec,
             status=job.status,
         )
+
+    def slimmed(self) -> TrackedJob:
+        """The record kept of a finished job: what its TTL, late reports and the pool's
+        counts need, without the params, result and attempt history that make up most
+        of a Job's size.  Never written back (``JobStore`` refuses it)."""
+        if self.slim:
+            return self
+        status = self.status
+        if status is not None:
+            status = status.model_copy(
+                update={"result": None, "attempts": [], "error": None, "progress": None}
+            )
+        spec = self.spec.model_copy(update={"params": {}})
+        return replace(self, spec=spec, status=status, slim=True)
 
     @property
     def pool_key(self) -> tuple[str, str]:

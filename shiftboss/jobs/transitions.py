@@ -87,7 +87,6 @@ class Transitions:
             self.forget(job.uid)
             raise
         metrics.STATUS_WRITES.labels(type(event).__name__).inc()
-        self.book.unwritten.pop(job.uid, None)
         if isinstance(event, machine.Claimed):
             now = self.book.monotonic()
             self.book.leases.add(

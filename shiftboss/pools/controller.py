@@ -124,17 +124,20 @@ class PoolController:
         health = self._health.get((namespace, name))
         return health.trouble() if health else None
 
-    def why_waiting(self, namespace: str, name: str) -> str:
-        """Why a job of this pool waits, for its status message."""
+    def why_blocked(self, namespace: str, name: str, skill: str, offered: bool) -> str | None:
+        """Why a job of this pool for ``skill`` cannot be dispatched now, for its status
+        message; None when a worker could take it (it only waits its turn)."""
         spec = self.spec(namespace, name)
         if spec is None:
             return f"no WorkerPool {name!r} in namespace {namespace!r}: create it or fix spec.pool"
         if spec.paused:
             return f"pool {name} is paused (spec.paused): no job is dispatched until it resumes"
+        if offered:
+            return None
         trouble = self.trouble(namespace, name)
         if trouble is not None:
             return f"waiting for a worker of pool {name}, which is degraded: {trouble.message}"
-        return f"waiting for a worker of pool {name}"
+        return f"waiting for a worker of pool {name} that offers skill {skill!r}"
 
     def is_paused(self, namespace: str, name: str) -> bool:
         spec = self.spec(namespace, name)

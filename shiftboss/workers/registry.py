@@ -8,7 +8,7 @@ except a pod registering its own name, which always wins (a pod's name is its ow
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from shiftboss.jobs.params import canonical_schema
@@ -70,12 +70,32 @@ class WorkerInfo:
 
 class WorkerRegistry:
     def __init__(
-        self, *, forget_after_seconds: float, limits: RegistrationLimits | None = None
+        self,
+        *,
+        forget_after_seconds: float,
+        limits: RegistrationLimits | None = None,
+        warmup_seconds: float = 0.0,
     ) -> None:
         self.forget_after_seconds = forget_after_seconds
         self.limits = limits or RegistrationLimits()
         self._skills: OrderedDict[RegisteredSkill, RegisteredSkill] = OrderedDict()
         self._workers: dict[tuple[str, str], WorkerInfo] = {}
+        #: How many registered workers offer each (namespace, pool, skill).
+        self._offering: Counter[tuple[str, str, str]] = Counter()
+        #: Until then, workers of running pools may still be re-registering (a restart).
+        self._warm_at = time.monotonic() + warmup_seconds
+
+    def may_run(self, namespace: str, pool: str, skill: str) -> bool:
+        """Whether a registered worker of the pool offers the skill (or, just after the
+        operator started, may still register to offer it)."""
+        return self._offering[(namespace, pool, skill)] > 0 or time.monotonic() < self._warm_at
+
+    def _index(self, worker: WorkerInfo, change: int) -> None:
+        for skill in worker.skills:
+            key = (worker.namespace, worker.pool, skill)
+            self._offering[key] += change
+            if self._offering[key] <= 0:
+                del self._offering[key]
 
     def register(self, namespace: str, request: RegisterRequest, owner: str) -> WorkerInfo:
         """Add or replace the worker; ``WorkerIdTaken`` / ``LimitExceeded`` refuse it."""
@@ -109,7 +129,10 @@ class WorkerRegistry:
         )
         if existing is not None and existing.owner == owner:
             info.last_claim, info.claim_seq = existing.last_claim, existing.claim_seq
+        if existing is not None:
+            self._index(existing, -1)
         self._workers[key] = info
+        self._index(info, +1)
         return info
 
     def _shared(self, spec: SkillSpec) -> RegisteredSkill:
@@ -130,7 +153,9 @@ class WorkerRegistry:
         return info
 
     def remove(self, namespace: str, worker_id: str) -> None:
-        self._workers.pop((namespace, worker_id), None)
+        worker = self._workers.pop((namespace, worker_id), None)
+        if worker is not None:
+            self._index(worker, -1)
 
     def forget_silent(self) -> list[WorkerInfo]:
         """Drop workers that stopped heartbeating long ago; returns them."""
@@ -138,4 +163,5 @@ class WorkerRegistry:
         gone = [w for w in self._workers.values() if w.last_seen < cutoff]
         for worker in gone:
             del self._workers[worker.key]
+            self._index(worker, -1)
         return gone

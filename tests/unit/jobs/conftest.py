@@ -37,7 +37,7 @@ async def make_dispatcher(store, events, clock, mono):
     made: list[Dispatcher] = []
 
     def make(*, settings: dict[str, Any] | None = None, **hooks: Any) -> Dispatcher:
-        """A Dispatcher on the fakes; ``hooks`` are is_paused and why_waiting."""
+        """A Dispatcher on the fakes; ``hooks`` are is_paused and why_blocked."""
         dispatcher = Dispatcher(
             store,  # type: ignore[arg-type]
             events,  # type: ignore[arg-type]

@@ -93,8 +93,10 @@ async def claim_one(dispatcher: Dispatcher, info: WorkerInfo) -> Assignment:
 
 
 def expire(dispatcher: Dispatcher, key: str) -> None:
-    """Make the lease of attempt ``key`` run out."""
-    dispatcher.leases[key].expires = dispatcher.book.monotonic() - 1
+    """Make the lease of attempt ``key`` run out (and its timer due, as time would)."""
+    lease = dispatcher.leases[key]
+    lease.expires = dispatcher.book.monotonic() - 1
+    dispatcher.book.arm_lease(lease)
 
 
 def end_grace(dispatcher: Dispatcher, key: str) -> None:
@@ -102,6 +104,7 @@ def end_grace(dispatcher: Dispatcher, key: str) -> None:
     stop = dispatcher.leases[key].stop
     assert stop is not None, "the attempt was not told to stop"
     stop.fence_at = dispatcher.book.monotonic() - 1
+    dispatcher.book.arm_lease(dispatcher.leases[key])
 
 
 def ts(value: datetime) -> str:

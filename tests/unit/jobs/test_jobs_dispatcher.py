@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 from dispatching import (
@@ -32,6 +33,7 @@ from shiftboss.jobs.dispatcher import (
     ResultTooLarge,
     UnknownAttempt,
 )
+from shiftboss.jobs.tracked import TrackedJob
 from worker_runtime.protocol import (
     MAX_INLINE_RESULT_BYTES,
     Assignment,
@@ -1088,25 +1090,70 @@ async def test_progress_is_written_at_most_once_per_interval(store, dispatcher, 
 # -- status writes ------------------------------------------------------------------------
 
 
-async def test_a_job_waiting_past_the_delay_is_written_queued_once(store, dispatcher, events):
+def blocked_by(reason: str) -> Callable[[TrackedJob], str | None]:
+    return lambda job: reason
+
+
+async def test_a_job_that_waits_its_turn_is_never_written_and_rarely_checked(
+    store, make_dispatcher, mono
+):
+    checks: list[float] = []
+
+    def why_blocked(job: TrackedJob) -> str | None:
+        checks.append(mono())
+        return None  # a worker could take it: it only waits behind others
+
+    dispatcher = make_dispatcher(why_blocked=why_blocked)
+    start = mono()
+    submit(store, dispatcher, "a")
+    for _ in range(600):  # ten minutes, a tick a second
+        mono.advance(1.0)
+        await tick(dispatcher)
+
+    assert store.status_writes == 0
+    # Checked after 2 s, then after as long again as it has waited, at most every 60 s.
+    assert [t - start for t in checks[:4]] == pytest.approx([2.0, 4.0, 8.0, 16.0], abs=1.01)
+    assert len(checks) <= 16, checks
+
+
+async def test_a_blocked_job_is_written_queued_once_with_the_reason(store, make_dispatcher, mono):
+    dispatcher = make_dispatcher(why_blocked=blocked_by("pool ns/pool is paused"))
     submit(store, dispatcher, "a")
     await tick(dispatcher)
     assert store.status_writes == 0  # not waited long enough
 
-    # It has been waiting for longer than queued_write_delay_seconds (2 s).
-    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
-    await tick(dispatcher)
-    await tick(dispatcher)
-    await tick(dispatcher)
+    mono.advance(2.5)  # past blocked_check_seconds
+    for _ in range(3):
+        await tick(dispatcher)
+        mono.advance(60)
 
     assert store.phases_written("a") == ["Queued"]
-    assert store.status("a")["message"] == "waiting for a worker of pool pool"
+    assert store.status("a")["message"] == "pool ns/pool is paused"
     w = worker()
     a = await claim_one(dispatcher, w)
     await dispatcher.complete(w, a.attempt_id, "ok")
     await tick(dispatcher)
     assert store.phases_written("a") == ["Queued", "Running", "Succeeded"]
-    assert events.recorded == []
+
+
+async def test_queued_writes_of_many_blocked_jobs_are_rate_limited(store, make_dispatcher, mono):
+    dispatcher = make_dispatcher(why_blocked=blocked_by("no WorkerPool 'pool'"))
+    for i in range(300):
+        submit(store, dispatcher, f"j{i}")
+    mono.advance(2.5)
+    await tick(dispatcher)
+    burst = dispatcher.settings.queued_writes_burst
+    assert 0 < store.status_writes <= burst  # the burst, then the budget per second
+
+    per_second = dispatcher.settings.queued_writes_per_second
+    for second in range(1, 4):
+        mono.advance(1.0)
+        await tick(dispatcher)
+        assert store.status_writes <= burst + per_second * second + 1
+    for _ in range(30):  # the rest follow at the budget's pace, each once
+        mono.advance(1.0)
+        await tick(dispatcher)
+    assert all(store.phases_written(f"j{i}") == ["Queued"] for i in range(300))
 
 
 async def test_a_job_claimed_before_the_delay_costs_exactly_two_writes(store, dispatcher):
@@ -1122,23 +1169,13 @@ async def test_a_job_claimed_before_the_delay_costs_exactly_two_writes(store, di
     assert store.status_writes == 2
 
 
-async def test_the_queued_message_says_why_the_job_waits(store, make_dispatcher):
-    dispatcher = make_dispatcher(why_waiting=lambda ns, pool: f"pool {ns}/{pool} is paused")
-    submit(store, dispatcher, "a")
-    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
-
-    await tick(dispatcher)
-
-    assert store.status("a")["phase"] == "Queued"
-    assert store.status("a")["message"] == "pool ns/pool is paused"
-
-
 @pytest.mark.parametrize("claim_first", [True, False], ids=["claim-first", "tick-first"])
 async def test_a_claim_racing_the_queued_write_still_costs_no_queued_write(
-    store, dispatcher, claim_first
+    store, make_dispatcher, mono, claim_first
 ):
+    dispatcher = make_dispatcher(why_blocked=blocked_by("the pool is degraded"))
     submit(store, dispatcher, "a")
-    dispatcher.book.unwritten["uid-a"] = dispatcher.book.monotonic() - 2.5
+    mono.advance(2.5)
     w = worker()
 
     if claim_first:

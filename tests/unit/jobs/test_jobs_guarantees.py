@@ -22,6 +22,7 @@ from dispatching import (
 )
 from fake_store import NAMESPACE, POOL, FakeClock, FakeJobStore, at
 
+from shiftboss.jobs.book import Alarm
 from shiftboss.jobs.dispatcher import Dispatcher, JobBusy
 from shiftboss.jobs.store import StaleJob
 from worker_runtime.protocol import FailReport
@@ -51,9 +52,10 @@ async def timed_out(store, dispatcher, clock, mono) -> None:
     end_grace(dispatcher, a.attempt_id)
 
 
-async def waited(store, dispatcher, clock, mono) -> None:
+async def waited_blocked(store, dispatcher, clock, mono) -> None:
+    dispatcher.timers.why_blocked = lambda job: "pool pool is paused"
     submit(store, dispatcher, "a")
-    mono.advance(2.5)  # past queued_write_delay_seconds
+    mono.advance(2.5)  # past blocked_check_seconds
 
 
 async def cancelled_while_queued(store, dispatcher, clock, mono) -> None:
@@ -73,7 +75,7 @@ async def past_deadline_while_retrying(store, dispatcher, clock, mono) -> None:
 TIMERS: dict[str, tuple[Setup, str]] = {
     "lease-expiry": (lease_lost, "Failed"),
     "timeout-fence": (timed_out, "Failed"),
-    "queued-write": (waited, "Queued"),
+    "queued-write": (waited_blocked, "Queued"),
     "cancel-while-queued": (cancelled_while_queued, "Cancelled"),
     "deadline-while-retrying": (past_deadline_while_retrying, "Failed"),
 }
@@ -125,7 +127,8 @@ async def test_resync_rebuilds_a_lost_timer_entry(store, dispatcher, clock, mono
     a = await claim_one(dispatcher, w)
     await dispatcher.fail(w, a.attempt_id, FailReport(error_type="E", retryable=True))
     assert store.phase("a") == "Retrying"
-    dispatcher.book.retry_at.clear()  # an in-memory entry lost, whatever the cause
+    # An in-memory timer lost, whatever the cause.
+    dispatcher.book.wall_timers.cancel((Alarm.RETRY, "uid-a"))
     clock.advance(600)
     await tick(dispatcher)
     assert await dispatcher.claim(w, 1, 0) == []  # nothing knows the retry is due
