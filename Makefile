@@ -9,7 +9,7 @@ K8S_BIN := $(SHIFTBOSS_CACHE)/k8s-v$(KUBE_VERSION)-etcd-v$(ETCD_VERSION)/bin
 export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane test unit integration lint format go crds openapi demo bench clean
+.PHONY: help venv control-plane test unit integration lint format go crds openapi demo bench bench-scale clean
 
 help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
@@ -19,7 +19,14 @@ help:
 	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
 	@echo "make crds           regenerate crds/ from the pydantic models"
 	@echo "make openapi        regenerate docs/worker-api.openapi.json from the protocol models"
-	@echo "make bench          benchmarks"
+	@echo "make bench          benchmarks, at most ~10 min: the API server's ceiling, bursts of 1,000 and 10,000"
+	@echo "                    jobs, batch/v1 side by side, memory, restart, 5 min sustained; a table and"
+	@echo "                    bench-results/bench.json. Sizes: SHIFTBOSS_BENCH_BURSTS=1000,10000,"
+	@echo "                    _WORKERS=4, _CONCURRENCY=8, _IDLE=20, _CREATORS=32, _CEILING_OPS=600,"
+	@echo "                    _CEILING_LEVELS=8,32,64, _PEER=50, _RESTART_QUEUED=20,"
+	@echo "                    _SUSTAINED_SECONDS=300 (0 skips), _SUSTAINED_FRACTION=0.7, _PROFILE=1 (py-spy)"
+	@echo "make bench-scale    100,000 queued Jobs (~20-30 min): operator memory, restart, claim latency;"
+	@echo "                    SHIFTBOSS_BENCH_SCALE_QUEUED=100000, SHIFTBOSS_BENCH_SCALE_CLAIMS=50"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +77,9 @@ demo: venv control-plane
 
 bench: venv control-plane
 	$(PY) -m shiftboss.bench
+
+bench-scale: venv control-plane
+	$(PY) -m shiftboss.bench scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
