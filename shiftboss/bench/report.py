@@ -188,8 +188,17 @@ def _sustained_rows(s: Results) -> list[Row]:
 def _structures_rows(structures: Results | None) -> list[Row]:
     if not structures:
         return [("dispatcher structures (in process)", "not measured (module not present)")]
+
+    def cell(name: str, value: Any) -> str:
+        if name.endswith("_us"):
+            return f"{name.removesuffix('_us').replace('_', ' ')} {value:g} µs"
+        return f"{name} {value}"
+
     return [
-        (f"dispatcher structures: {size}", json.dumps(figures, default=str))
+        (
+            f"dispatcher structures at {int(size):,} (in process, per op)",
+            ", ".join(cell(name, value) for name, value in figures.items()),
+        )
         for size, figures in structures.items()
     ]
 

@@ -101,6 +101,14 @@ def test_the_table_says_what_is_not_built_or_not_measured() -> None:
     assert "12.5 %" in table and "f (a.py)" in table
 
 
+def test_the_dispatcher_structures_figures_are_named_in_microseconds() -> None:
+    doc = results()
+    doc["structures"] = {"10000": {"claim_us": 5.771, "push_us": 4.5}}
+    assert line(render(doc), "dispatcher structures at 10,000").endswith(
+        "claim 5.771 µs, push 4.5 µs"
+    )
+
+
 def test_missing_latency_samples_render_as_dashes() -> None:
     doc = results()
     doc["idle_pool"]["create_to_running"] = asdict(Latency.of([]))
