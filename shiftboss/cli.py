@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import kopf
 
     from shiftboss.app import App
+    from shiftboss.kube.client import KubeClient
 
 #: `shiftboss run` options that have an environment variable: flag -> settings field.
 RUN_OPTIONS = {
@@ -30,8 +32,15 @@ RUN_OPTIONS = {
     "tls_key_file": "SHIFTBOSS_TLS_KEY_FILE",
     "leader_elect_namespace": "SHIFTBOSS_LEADER_ELECT_NAMESPACE",
     "leader_elect_lease_seconds": "SHIFTBOSS_LEADER_ELECT_LEASE_SECONDS",
+    "shard": "SHIFTBOSS_SHARD",
+    "shard_lease_seconds": "SHIFTBOSS_SHARD_LEASE_SECONDS",
     "kubeconfig": "KUBECONFIG",
 }
+
+
+def _env_flag(variable: str, default: bool) -> bool:
+    value = os.environ.get(variable, "").strip().lower()
+    return default if not value else value in ("1", "true", "yes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "leader_elect_namespace": "namespace of the leader Lease (default: the kubeconfig's)",
         "leader_elect_lease_seconds": "standbys take over after the leader missed renewing "
         "its Lease for this long (default 15)",
+        "shard": "name of this operator's shard, the holder of the Lease shiftboss-shard it "
+        "claims in each namespace it serves (all namespaces: the Lease "
+        "default/shiftboss-all-namespaces); it refuses to run (exit 2) while another shard "
+        "holds one. Give each deployment its own name and its replicas the same one "
+        "(default: the namespace of the leader Lease)",
+        "shard_lease_seconds": "another shard may take over this shard's claims after they "
+        "went unrenewed for this long; the operator stops when it could not renew them for "
+        "two thirds of it (default 60)",
         "kubeconfig": "kubeconfig file (default: $KUBECONFIG, merged; in a pod, in-cluster; "
         "then ~/.kube/config)",
     }
@@ -80,9 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--leader-elect",
         action="store_true",
-        default=os.environ.get("SHIFTBOSS_LEADER_ELECT", "").lower() in ("1", "true", "yes"),
+        default=_env_flag("SHIFTBOSS_LEADER_ELECT", False),
         help="run only while holding the Lease shiftboss-operator, so that several replicas "
         "can stand by; SHIFTBOSS_LEADER_ELECT=true",
+    )
+    run.add_argument(
+        "--no-uvloop",
+        dest="uvloop",
+        action="store_false",
+        default=_env_flag("SHIFTBOSS_UVLOOP", True),
+        help="run on asyncio's own event loop instead of uvloop; SHIFTBOSS_UVLOOP=false",
     )
     run.add_argument("-v", "--verbose", action="store_true")
 
@@ -126,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             values[field] = value
     values["leader_elect"] = args.leader_elect
+    values["uvloop"] = args.uvloop
     try:
         settings = OperatorSettings(namespaces=[] if args.all_namespaces else namespaces, **values)
     except ValidationError as exc:
@@ -152,26 +177,41 @@ def run(args: argparse.Namespace) -> int:
         return 2
     registry = kopf.OperatorRegistry()
     register(registry, app)
-    return asyncio.run(serve(app, registry))
+    with asyncio.Runner(loop_factory=_loop_factory(settings.uvloop)) as runner:
+        return runner.run(serve(app, registry))
+
+
+def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not use_uvloop:
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
 
 
 async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
-    """Run Kopf (and with it the App); with leader election, only while leading.
+    """Run Kopf (and with it the App) while holding the shard's claims; with leader
+    election, only while leading.
 
     A standby serves health endpoints on the operator's address until it is elected; a
     leader that loses the Lease closes the dispatcher at once, stops, and exits 1 so
-    that its pod restarts as a standby.
+    that its pod restarts as a standby.  The leader (or the only replica) claims the
+    shard's namespaces before Kopf starts and exits 2 when another shard serves one of
+    them; losing the claims stops it like losing the Lease.
     """
     import kopf
 
     from shiftboss.kube.client import KubeClient
-    from shiftboss.kube.leases import KubeLeaseStore
-    from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
-    from shiftboss.standby import StandbyError, StandbyServer
+    from shiftboss.kube.leases import KubeLeaseDirectory
+    from shiftboss.leader import ElectionTiming
+    from shiftboss.shards import LostShard, ShardClaims, ShardRefused, run_claimed
 
     settings = app.settings
+    logging.getLogger("shiftboss").info(
+        "event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0]
+    )
 
-    async def operate() -> None:
+    async def run_kopf() -> None:
         await kopf.operator(
             registry=registry,
             standalone=True,
@@ -179,26 +219,54 @@ async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
             namespaces=settings.namespaces,
         )
 
-    if not settings.leader_elect:
-        await operate()
-        return 0
     namespace = settings.leader_elect_namespace or app.client.config.namespace
     # Its own connection: the App closes its client when Kopf stops, before the release.
     async with KubeClient(app.client.config) as client:
-        elector = LeaderElector(
-            KubeLeaseStore(client, namespace),
-            ElectionTiming.for_lease(settings.leader_elect_lease_seconds),
-            identity=f"{socket.gethostname()}-{os.getpid()}",
+        claims = ShardClaims(
+            KubeLeaseDirectory(client),
+            settings.shard or namespace,
+            settings.namespaces,
+            ElectionTiming.for_lease(settings.shard_lease_seconds),
         )
-        standby = StandbyServer(settings.host, settings.port, app.tls)
-        app.before_listen = standby.stop  # the leader's own server takes over the port
+
+        async def operate() -> None:
+            await run_claimed(claims, run_kopf, stop_acting=app.dispatcher.close)
+
         try:
-            return await run_elected(
-                elector, operate, standing_by=standby, stop_acting=app.dispatcher.close
-            )
-        except StandbyError as exc:
+            return await _serve_elected(app, client, namespace, operate)
+        except ShardRefused as exc:
             print(f"shiftboss run: {exc}", file=sys.stderr)
             return 2
+        except LostShard:
+            return 1
+
+
+async def _serve_elected(
+    app: App, client: KubeClient, namespace: str, operate: Callable[[], Coroutine[Any, Any, None]]
+) -> int:
+    """``operate``, with leader election when it is on."""
+    from shiftboss.kube.leases import KubeLeaseStore
+    from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
+    from shiftboss.standby import StandbyError, StandbyServer
+
+    settings = app.settings
+    if not settings.leader_elect:
+        await operate()
+        return 0
+    elector = LeaderElector(
+        KubeLeaseStore(client, namespace),
+        ElectionTiming.for_lease(settings.leader_elect_lease_seconds),
+        identity=f"{socket.gethostname()}-{os.getpid()}",
+    )
+    standby = StandbyServer(settings.host, settings.port, app.tls)
+    app.before_listen = standby.stop  # the leader's own server takes over the port
+    try:
+        return await run_elected(
+            elector, operate, standing_by=standby, stop_acting=app.dispatcher.close
+        )
+    except StandbyError as exc:
+        print(f"shiftboss run: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

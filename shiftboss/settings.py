@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: A DNS-1123 label, as Kubernetes names namespaces.
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class OperatorSettings(BaseModel):
@@ -34,7 +39,25 @@ class OperatorSettings(BaseModel):
     leader_elect_namespace: str | None = None
     #: Standbys take over after the leader has not renewed its Lease for this long.
     leader_elect_lease_seconds: float = Field(15.0, ge=2, le=600)
+    #: This operator's shard: the holder of its namespaces' claim Leases, shared by its
+    #: replicas.  Unset: the namespace of the leader Lease (see ``shiftboss.shards``).
+    shard: str | None = None
+    #: Another shard takes over a claim unchanged for this long; the operator stops when
+    #: it could not renew its claims for two thirds of it.
+    shard_lease_seconds: float = Field(60.0, ge=2, le=3600)
+    #: Run the event loop on uvloop (faster I/O); off only to rule it out.
+    uvloop: bool = True
     kubeconfig: str | None = None
+
+    @field_validator("shard")
+    @classmethod
+    def _dns_label(cls, value: str | None) -> str | None:
+        if value is not None and not (len(value) <= 63 and DNS_LABEL.fullmatch(value)):
+            raise ValueError(
+                "must be a DNS-1123 label: at most 63 lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit (e.g. shard-a)"
+            )
+        return value
 
     @field_validator("worker_api_url")
     @classmethod

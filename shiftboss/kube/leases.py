@@ -1,5 +1,6 @@
-"""The leader-election Lease (``coordination.k8s.io/v1``), read and written with
-resourceVersion preconditions; ``shiftboss.leader`` decides what to write."""
+"""``coordination.k8s.io/v1`` Leases, read and written with resourceVersion
+preconditions: the leader-election Lease (``shiftboss.leader`` decides what to write)
+and the shard claims (``shiftboss.shards``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class LeaseUnavailable(Exception):
     """The Lease could not be read or written now (API server error or unreachable)."""
 
 
+class LeaseForbidden(LeaseUnavailable):
+    """The API server refused our credentials or RBAC (401/403): retrying will not help."""
+
+
 @dataclass(frozen=True)
 class LeaseSpec:
     """The fields of a Lease's spec that leader election uses."""
@@ -40,6 +45,16 @@ class LeaseRecord:
     spec: LeaseSpec
     resource_version: str
 
+    def changed_since(self, earlier: LeaseRecord) -> bool:
+        """Whether the Lease was written since ``earlier`` was read: a holder that
+        renews is alive.  (Liveness is judged by change seen locally, never by
+        comparing ``renew_time`` with our own clock.)"""
+        return (self.spec.holder, self.spec.renew_time, self.resource_version) != (
+            earlier.spec.holder,
+            earlier.spec.renew_time,
+            earlier.resource_version,
+        )
+
 
 class LeaseStore(Protocol):
     """Where the Lease lives: the API server (``KubeLeaseStore``) or a fake in tests."""
@@ -54,6 +69,19 @@ class LeaseStore(Protocol):
 
     async def update(self, spec: LeaseSpec, resource_version: str) -> LeaseRecord:
         """Write ``spec`` if the Lease is still at ``resource_version``; else ``LeaseConflict``."""
+        ...
+
+
+class LeaseDirectory(Protocol):
+    """Leases by namespace and name, for shard claims: the API server
+    (``KubeLeaseDirectory``) or a fake in tests."""
+
+    def store(self, namespace: str, name: str) -> LeaseStore:
+        """The Lease ``namespace/name``."""
+        ...
+
+    async def list_named(self, name: str) -> dict[str, LeaseRecord]:
+        """Every Lease called ``name``, by namespace; ``LeaseUnavailable`` on failure."""
         ...
 
 
@@ -77,7 +105,7 @@ class KubeLeaseStore:
         except ApiError as exc:
             if exc.not_found:
                 return None
-            raise LeaseUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         except httpx.HTTPError as exc:
             raise LeaseUnavailable(repr(exc)) from exc
 
@@ -102,9 +130,49 @@ class KubeLeaseStore:
         except ApiError as exc:
             if exc.conflict or exc.not_found:  # changed, created or deleted meanwhile
                 raise LeaseConflict(str(exc)) from exc
-            raise LeaseUnavailable(str(exc)) from exc
+            raise _unavailable(exc) from exc
         except httpx.HTTPError as exc:
             raise LeaseUnavailable(repr(exc)) from exc
+
+
+class KubeLeaseDirectory:
+    """The Leases of every namespace, through one client."""
+
+    #: Leases per page when listing across namespaces.
+    PAGE = 500
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+
+    def store(self, namespace: str, name: str) -> KubeLeaseStore:
+        return KubeLeaseStore(self.client, namespace, name)
+
+    async def list_named(self, name: str) -> dict[str, LeaseRecord]:
+        found: dict[str, LeaseRecord] = {}
+        token: str | None = None
+        try:
+            while True:
+                query: dict[str, Any] = {
+                    "fieldSelector": f"metadata.name={name}",
+                    "limit": self.PAGE,
+                    "continue": token,
+                }
+                page = await self.client.get(LEASES.path(), **query)
+                for lease in page.get("items", []):
+                    found[lease["metadata"]["namespace"]] = _record(lease)
+                token = (page.get("metadata") or {}).get("continue") or None
+                if token is None:
+                    return found
+        except ApiError as exc:
+            raise _unavailable(exc) from exc
+        except httpx.HTTPError as exc:
+            raise LeaseUnavailable(repr(exc)) from exc
+
+
+def _unavailable(exc: ApiError) -> LeaseUnavailable:
+    if exc.status in (401, 403):
+        return LeaseForbidden(str(exc))
+    return LeaseUnavailable(str(exc))
 
 
 def _spec_json(spec: LeaseSpec) -> _LeaseSpecJson:
