@@ -87,11 +87,10 @@ class Dispatcher:
         if deleted:
             self._forget(uid)
             return
-        job = TrackedJob.from_object(obj)
         known = self.book.jobs.get(uid)
-        if known is not None and not job.newer_than(known):
-            return
-        self.book.track(job)
+        if known is not None and not known.older_than(obj["metadata"]["resourceVersion"]):
+            return  # most often the echo of the operator's own write: not parsed again
+        self.book.track(TrackedJob.from_object(obj))
 
     def restore(self, jobs: list[TrackedJob]) -> None:
         """Take in the Jobs listed at start: queues and leases are rebuilt from them, and

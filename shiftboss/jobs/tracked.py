@@ -66,8 +66,8 @@ class TrackedJob:
     def ref(self) -> JobRef:
         return JobRef(namespace=self.namespace, name=self.name, uid=self.uid)
 
-    def newer_than(self, other: TrackedJob) -> bool:
+    def older_than(self, resource_version: str) -> bool:
         """resourceVersions are opaque, but etcd's are integers: compare when they are."""
-        if self.resource_version.isdigit() and other.resource_version.isdigit():
-            return int(self.resource_version) > int(other.resource_version)
-        return self.resource_version != other.resource_version
+        if resource_version.isdigit() and self.resource_version.isdigit():
+            return int(resource_version) > int(self.resource_version)
+        return resource_version != self.resource_version
