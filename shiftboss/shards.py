@@ -42,6 +42,7 @@ from shiftboss.kube.leases import (
     LeaseConflict,
     LeaseDirectory,
     LeaseForbidden,
+    LeaseNamespaceMissing,
     LeaseRecord,
     LeaseSpec,
     LeaseStore,
@@ -173,6 +174,11 @@ class ShardClaims:
                     record = await store.create(self._claim(None))
                 else:
                     record = await store.update(self._claim(free.spec), free.resource_version)
+            except LeaseNamespaceMissing:
+                raise ShardRefused(
+                    f"namespace {ref.namespace} does not exist: create it, or remove it from "
+                    "--namespace (claims are Leases in the namespaces served)"
+                ) from None
             except LeaseConflict:
                 races += 1  # written meanwhile: judge it afresh
                 if races >= WRITE_RACES:

@@ -20,6 +20,10 @@ class LeaseConflict(Exception):
     """The Lease changed since it was read (or already exists): the write did nothing."""
 
 
+class LeaseNamespaceMissing(LeaseConflict):
+    """The Lease cannot be created: its namespace does not exist (yet)."""
+
+
 class LeaseUnavailable(Exception):
     """The Lease could not be read or written now (API server error or unreachable)."""
 
@@ -116,7 +120,7 @@ class KubeLeaseStore:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": _spec_json(spec),
         }
-        return await self._write(self.client.create(LEASES.path(self.namespace), body))
+        return await self._write(self.client.create(LEASES.path(self.namespace), body), True)
 
     async def update(self, spec: LeaseSpec, resource_version: str) -> LeaseRecord:
         # A merge patch that carries metadata.resourceVersion is conditional on it, and
@@ -124,10 +128,14 @@ class KubeLeaseStore:
         body = {"metadata": {"resourceVersion": resource_version}, "spec": _spec_json(spec)}
         return await self._write(self.client.patch(LEASES.path(self.namespace, self.name), body))
 
-    async def _write(self, request: Awaitable[dict[str, Any]]) -> LeaseRecord:
+    async def _write(
+        self, request: Awaitable[dict[str, Any]], creating: bool = False
+    ) -> LeaseRecord:
         try:
             return _record(await request)
         except ApiError as exc:
+            if exc.not_found and creating:  # only the namespace can be missing
+                raise LeaseNamespaceMissing(str(exc)) from exc
             if exc.conflict or exc.not_found:  # changed, created or deleted meanwhile
                 raise LeaseConflict(str(exc)) from exc
             raise _unavailable(exc) from exc

@@ -15,7 +15,14 @@ import pytest
 from lease_fakes import FakeLeaseBackend, FakeLeaseClient, Fault, forever, now, run_virtual
 
 from shiftboss.cli import _loop_factory, main
-from shiftboss.kube.leases import LeaseForbidden, LeaseRecord, LeaseSpec, LeaseStore
+from shiftboss.kube.leases import (
+    LeaseConflict,
+    LeaseForbidden,
+    LeaseNamespaceMissing,
+    LeaseRecord,
+    LeaseSpec,
+    LeaseStore,
+)
 from shiftboss.leader import ElectionTiming
 from shiftboss.shards import (
     ALL_NAMESPACES_HOME,
@@ -37,6 +44,8 @@ class FakeLeases:
     def __init__(self) -> None:
         self.backends: dict[tuple[str, str], FakeLeaseBackend] = {}
         self.forbidden = False
+        #: Namespaces that do not exist: a Lease cannot be created there.
+        self.missing: set[str] = set()
 
     def backend(self, namespace: str, name: str = SHARD_LEASE) -> FakeLeaseBackend:
         return self.backends.setdefault((namespace, name), FakeLeaseBackend())
@@ -59,7 +68,7 @@ class ShardView:
     def store(self, namespace: str, name: str) -> LeaseStore:
         client = self.leases.backend(namespace, name).client(self.shard)
         self.clients.append(client)
-        return client
+        return NoNamespace() if namespace in self.leases.missing else client
 
     async def list_named(self, name: str) -> dict[str, LeaseRecord]:
         await asyncio.sleep(0)
@@ -74,6 +83,19 @@ class ShardView:
     def break_(self, fault: Fault) -> None:
         for client in self.clients:
             client.fault = fault
+
+
+class NoNamespace:
+    """A Lease in a namespace that does not exist, as the API server answers for it."""
+
+    async def get(self) -> LeaseRecord | None:
+        return None
+
+    async def create(self, spec: LeaseSpec) -> LeaseRecord:
+        raise LeaseNamespaceMissing('404 NotFound: namespaces "nowhere" not found')
+
+    async def update(self, spec: LeaseSpec, resource_version: str) -> LeaseRecord:
+        raise LeaseConflict("404 NotFound")
 
 
 def claims(leases: FakeLeases, shard: str, *namespaces: str) -> tuple[ShardClaims, ShardView]:
@@ -201,6 +223,18 @@ def test_forbidden_by_rbac_is_refused_with_the_permissions_needed():
         await alpha.take()
         with pytest.raises(ShardRefused, match="needs get, create and update on leases"):
             await alpha.check_others()
+
+    run_virtual(scenario())
+
+
+def test_a_namespace_that_does_not_exist_is_refused_by_name():
+    async def scenario():
+        leases = FakeLeases()
+        leases.missing.add("nowhere")
+        alpha, _ = claims(leases, "alpha", "a", "nowhere")
+        with pytest.raises(ShardRefused, match="namespace nowhere does not exist: create it"):
+            await alpha.take()
+        assert leases.holder("a") is None
 
     run_virtual(scenario())
 
