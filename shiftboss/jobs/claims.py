@@ -67,16 +67,16 @@ class Claims:
             assignments: list[Assignment] = []
             while len(assignments) < max_attempts and self._may_claim(worker, seq):
                 try:
-                    assignment = await self._claim_one(worker)
+                    got = await self._claim_some(worker, max_attempts - len(assignments))
                 except Exception:
                     if not assignments:
                         raise
                     # Those already written are the worker's: hand them over, not lose them.
                     log.warning("claim for %s/%s stopped early", *worker.key, exc_info=True)
                     break
-                if assignment is None:
+                if not got:
                     break
-                assignments.append(assignment)
+                assignments.extend(got)
             if assignments:
                 if request_id is not None:
                     worker.last_claim = (request_id, [a.attempt_id for a in assignments])
@@ -91,25 +91,45 @@ class Claims:
         # A newer claim of the same worker supersedes this one (its client gave up on it).
         return not (self.closing or worker.draining or worker.claim_seq != seq)
 
-    async def _claim_one(self, worker: WorkerInfo) -> Assignment | None:
+    async def _claim_some(self, worker: WorkerInfo, wanted: int) -> list[Assignment]:
+        """Reserve up to ``wanted`` jobs and write their claims side by side (a worker
+        with free slots in a burst gets them in one answer, at the latency of one write).
+        Empty only when the queue has nothing the worker can take."""
         if self.is_paused(*worker.pool_key):
-            return None
+            return []
         queue = self.book.queues[worker.pool_key]
-        while (uid := queue.best(worker.skills)) is not None:
-            queue.discard(uid)  # reserved: no other claim can take it while we write
-            if uid not in self.book.jobs:
-                continue
-            try:
-                claimed = await self.transitions.decide(uid, self._decision(worker))
-            except JobGone:
-                continue
-            except BaseException:
-                # Not claimed after all (the API server failed us): put it back where it belongs.
-                if (current := self.book.jobs.get(uid)) is not None:
-                    self.book.track(current)
-                raise
-            if claimed is not None and claimed.phase == JobPhase.RUNNING:
-                return self.assignment(claimed)
+        while True:
+            reserved: list[str] = []
+            while len(reserved) < wanted and (uid := queue.best(worker.skills)) is not None:
+                queue.discard(uid)  # reserved: no other claim can take it while we write
+                if uid in self.book.jobs:
+                    reserved.append(uid)
+            if not reserved:
+                return []
+            results = await asyncio.gather(
+                *(self._claim_reserved(worker, uid) for uid in reserved), return_exceptions=True
+            )
+            got = [r for r in results if isinstance(r, Assignment)]
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed and not got:
+                raise failed[0]
+            for error in failed:
+                log.warning("a claim for %s/%s failed: %r", *worker.key, error)
+            if got:
+                return got
+
+    async def _claim_reserved(self, worker: WorkerInfo, uid: str) -> Assignment | None:
+        try:
+            claimed = await self.transitions.decide(uid, self._decision(worker))
+        except JobGone:
+            return None
+        except BaseException:
+            # Not claimed after all (the API server failed us): put it back where it belongs.
+            if (current := self.book.jobs.get(uid)) is not None:
+                self.book.track(current)
+            raise
+        if claimed is not None and claimed.phase == JobPhase.RUNNING:
+            return self.assignment(claimed)
         return None
 
     def _decision(

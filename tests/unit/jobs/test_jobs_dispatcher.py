@@ -302,19 +302,27 @@ async def test_a_long_poll_that_hits_a_conflict_still_takes_the_job_promptly(sto
 async def test_an_api_failure_mid_batch_does_not_lose_the_claims_already_written(store, dispatcher):
     submit(store, dispatcher, "a", created=at(0))
     submit(store, dispatcher, "b", created=at(1))
-    store.write_errors += [None, RuntimeError("API server unavailable")]
+    # The two claims are written side by side; "b"'s fails, and fails again when retried.
+    store.write_errors += [None, RuntimeError("unavailable"), RuntimeError("unavailable")]
 
-    try:
-        got: list[Assignment] | None = await dispatcher.claim(worker(), 2, 0)
-    except RuntimeError:
-        got = None
+    got = await dispatcher.claim(worker(), 2, 0)
 
+    assert [a.job.name for a in got] == ["a"]  # what was written is handed over
+    assert store.phase("a") == "Running"
     assert dispatcher.queued_count(NAMESPACE, POOL) == 1  # "b" is back in the queue
-    if got is None:
-        # The worker never heard of "a": it must not be left Running on it.
-        assert store.phase("a") != "Running"
-    else:
-        assert [a.job.name for a in got] == ["a"]
+    assert store.write_errors == []
+
+
+async def test_a_claim_that_fails_whole_raises_and_loses_nothing(store, dispatcher):
+    submit(store, dispatcher, "a")
+    store.write_errors.append(RuntimeError("unavailable"))
+
+    with pytest.raises(RuntimeError):
+        await dispatcher.claim(worker(), 2, 0)
+
+    assert store.status_writes == 0
+    assert dispatcher.queued_count(NAMESPACE, POOL) == 1
+    assert [a.job.name for a in await dispatcher.claim(worker(), 2, 0)] == ["a"]
 
 
 # -- params -------------------------------------------------------------------------------
