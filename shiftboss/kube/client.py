@@ -1,23 +1,56 @@
 """REST verbs against the Kubernetes API, with typed errors.
 
 Paths are built by ``Resource`` so that callers never concatenate URLs by hand.
+
+Discipline towards the API server (the operator's throughput is bounded by it):
+
+* **Requests** (every verb but a watch) pass a :class:`~shiftboss.kube.flow.PriorityGate`
+  of ``max_in_flight`` slots, and their connection pool has exactly that many
+  connections, all kept alive (no TLS handshake per burst). So a request waits in the
+  operator's priority order, never inside httpcore's pool, whose bookkeeping of
+  waiting requests is quadratic in their number.
+* **Watches** hold their connection for minutes, so they are not counted against the
+  gate (a few watches would otherwise take slots from claims for their whole life) and
+  run over a second pool of their own. That pool has no connection cap: the number of
+  watches is fixed by the code that opens them, not by load, and a cap would only turn
+  one watch too many into a silent hang. Neither kind can starve the other of a
+  connection.
+* **429** (API Priority and Fairness refused the request before processing it, so any
+  verb is safe to resend) is retried after ``Retry-After`` (capped, jittered), up to
+  ``RETRIES_ON_429`` times, without holding a slot while sleeping. 5xx and timeouts are
+  not retried here: a write whose answer was lost may have landed, and callers own
+  those retries.
+* JSON in both directions goes through orjson.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import math
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.credentials import Credentials
+from shiftboss.kube.flow import Priority, PriorityGate
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+
+#: Requests in flight at once (and connections in the request pool); see ``KubeClient``.
+MAX_IN_FLIGHT = 16
+#: Idle connections are kept this long: a lull between bursts must not cost handshakes.
+KEEPALIVE_SECONDS = 300.0
+#: Resends of a request the API server refused with 429, and the longest wait before one.
+RETRIES_ON_429 = 5
+MAX_RETRY_AFTER_SECONDS = 10.0
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
 
 
 class ApiError(Exception):
@@ -104,30 +137,63 @@ def _authorize(request: httpx.Request, credentials: Credentials) -> None:
 
 
 class KubeClient:
-    """One HTTP/2-less connection pool to the API server; use as an async context manager.
+    """Connections to the API server (see the module docstring); use as an async context
+    manager.
 
-    ``transport`` replaces the network (``httpx.MockTransport`` in tests)."""
+    ``max_in_flight`` bounds the requests sent at once; ``http2`` negotiates HTTP/2 by
+    ALPN where the server offers it; ``transport`` replaces the network
+    (``httpx.MockTransport`` in tests)."""
 
     def __init__(
         self,
         config: KubeConfig,
         *,
         timeout: float = 30.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        http2: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=config.ssl_context(),
-            proxy=config.proxy,
-            auth=KubeAuth(config),
-            headers=[("Accept", "application/json"), *config.impersonation.headers()],
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            transport=transport,
-        )
+        self.gate = PriorityGate(max_in_flight)
+        self._http = self._pool(max_in_flight, http2, timeout, transport, keepalive=max_in_flight)
+        self._streams = self._pool(None, http2, timeout, transport, keepalive=4)
         #: Number of mutating requests sent, for the "writes per job" measurement.
         self.writes = 0
+
+    def _pool(
+        self,
+        connections: int | None,
+        http2: bool,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None,
+        *,
+        keepalive: int,
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.config.server,
+            verify=self.config.ssl_context(),
+            proxy=self.config.proxy,
+            http2=http2,
+            auth=KubeAuth(self.config),
+            headers=[("Accept", "application/json"), *self.config.impersonation.headers()],
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=connections,
+                max_keepalive_connections=keepalive,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
+            transport=transport,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (watches not counted)."""
+        return self.gate.in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return self.gate.waiting
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -137,6 +203,7 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def request(
         self,
@@ -146,38 +213,57 @@ class KubeClient:
         body: Any = None,
         params: Mapping[str, Any] | None = None,
         content_type: str = "application/json",
+        priority: Priority = Priority.NORMAL,
     ) -> dict[str, Any]:
         if method != "GET":
             self.writes += 1
-        response = await self._http.request(
-            method,
-            path,
-            params={k: v for k, v in (params or {}).items() if v is not None},
-            content=None if body is None else json.dumps(body),
-            headers={"Content-Type": content_type} if body is not None else None,
-        )
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        content = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": content_type} if body is not None else None
+        for retry in range(RETRIES_ON_429 + 1):
+            async with self.gate.slot(priority):
+                response = await self._http.request(
+                    method, path, params=query, content=content, headers=headers
+                )
+            if response.status_code != 429 or retry == RETRIES_ON_429:
+                break
+            await asyncio.sleep(retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 400:
             raise self._error(response.status_code, response.content)
-        return response.json() if response.content else {}
+        return orjson.loads(response.content) if response.content else {}
 
-    async def get(self, path: str, **params: Any) -> dict[str, Any]:
-        return await self.request("GET", path, params=params)
+    async def get(
+        self, path: str, *, priority: Priority = Priority.NORMAL, **params: Any
+    ) -> dict[str, Any]:
+        return await self.request("GET", path, params=params, priority=priority)
 
-    async def create(self, path: str, body: Any, **params: Any) -> dict[str, Any]:
-        return await self.request("POST", path, body=body, params=params)
+    async def create(
+        self, path: str, body: Any, *, priority: Priority = Priority.NORMAL, **params: Any
+    ) -> dict[str, Any]:
+        return await self.request("POST", path, body=body, params=params, priority=priority)
 
-    async def replace(self, path: str, body: Any) -> dict[str, Any]:
-        return await self.request("PUT", path, body=body)
+    async def replace(
+        self, path: str, body: Any, *, priority: Priority = Priority.NORMAL
+    ) -> dict[str, Any]:
+        return await self.request("PUT", path, body=body, priority=priority)
 
     async def patch(
-        self, path: str, body: Any, content_type: str = MERGE_PATCH, **params: Any
+        self,
+        path: str,
+        body: Any,
+        content_type: str = MERGE_PATCH,
+        *,
+        priority: Priority = Priority.NORMAL,
+        **params: Any,
     ) -> dict[str, Any]:
         return await self.request(
-            "PATCH", path, body=body, content_type=content_type, params=params
+            "PATCH", path, body=body, content_type=content_type, params=params, priority=priority
         )
 
-    async def delete(self, path: str, body: Any = None, **params: Any) -> dict[str, Any]:
-        return await self.request("DELETE", path, body=body, params=params)
+    async def delete(
+        self, path: str, body: Any = None, *, priority: Priority = Priority.NORMAL, **params: Any
+    ) -> dict[str, Any]:
+        return await self.request("DELETE", path, body=body, params=params, priority=priority)
 
     async def watch(
         self,
@@ -197,12 +283,17 @@ class KubeClient:
         }
         query = {k: v for k, v in query.items() if v is not None}
         timeout = httpx.Timeout(timeout_seconds + 30, connect=10.0)
-        async with self._http.stream("GET", path, params=query, timeout=timeout) as response:
+        async with self._streams.stream("GET", path, params=query, timeout=timeout) as response:
             if response.status_code >= 400:
                 raise self._error(response.status_code, await response.aread())
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield json.loads(line)
+            pending = b""
+            async for chunk in response.aiter_bytes():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield orjson.loads(line)
+            if pending.strip():
+                yield orjson.loads(pending)
 
     def _error(self, status: int, content: bytes) -> ApiError:
         error = _api_error(status, content)
@@ -213,9 +304,23 @@ class KubeClient:
         return error
 
 
+def retry_after(header: str | None) -> float:
+    """Seconds to wait before resending after a 429: the server's ``Retry-After`` (whole
+    seconds; an HTTP date or garbage counts as absent), capped, plus up to 20 % jitter so
+    that the requests refused together do not all come back together."""
+    try:
+        seconds = float(header) if header is not None else DEFAULT_RETRY_AFTER_SECONDS
+    except ValueError:
+        seconds = DEFAULT_RETRY_AFTER_SECONDS
+    if math.isnan(seconds):
+        seconds = DEFAULT_RETRY_AFTER_SECONDS
+    seconds = min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    return seconds * random.uniform(1.0, 1.2)
+
+
 def _api_error(status: int, content: bytes) -> ApiError:
     try:
-        doc = json.loads(content)
+        doc = orjson.loads(content)
         return ApiError(status, doc.get("reason", ""), doc.get("message", ""))
     except (ValueError, AttributeError):
         return ApiError(status, "", content[:500].decode(errors="replace"))
