@@ -1,8 +1,8 @@
 """The dispatcher: the one object the worker API, the watch handlers and the pool
 controller talk to about jobs.  It wires the parts, each in a module of its own:
 
-* ``book``: the in-memory view (queues, leases, timer tables), rebuilt from the API
-  server: ``observe`` is fed by a list at start and by the watch;
+* ``book``: the in-memory view (queues, leases, timers), rebuilt from the API server:
+  ``observe`` is fed by the Jobs informer (a paginated list at start, then a watch);
 * ``transitions``: the state machine applied, each result written (with the
   resourceVersion it was decided on) before anything acts on it;
 * ``claims``: long polls, written claims, replay of lost answers;
@@ -91,12 +91,6 @@ class Dispatcher:
         if known is not None and not known.older_than(obj["metadata"]["resourceVersion"]):
             return  # most often the echo of the operator's own write: not parsed again
         self.book.track(TrackedJob.from_object(obj))
-
-    def restore(self, jobs: list[TrackedJob]) -> None:
-        """Take in the Jobs listed at start: queues and leases are rebuilt from them, and
-        running attempts get the restore grace to reconnect."""
-        for job in jobs:
-            self.book.track(job)
 
     def _forget(self, uid: str) -> None:
         self.transitions.forget(uid)

@@ -27,7 +27,7 @@ class JobGone(Exception):
 
 
 #: The store's calls, as its errors are mapped.
-Operation = Literal["write", "read", "list", "delete"]
+Operation = Literal["write", "read", "delete"]
 
 
 def store_error(op: Operation, error: ApiError) -> BaseException | None:
@@ -75,10 +75,6 @@ class JobStore:
             if mapped is exc or mapped is None:
                 raise
             raise mapped from exc
-
-    async def list(self, namespace: str | None = None) -> list[TrackedJob]:
-        listing = await self.client.get(JOBS.path(namespace))
-        return [TrackedJob.from_object(item) for item in listing.get("items", [])]
 
     async def delete(self, job: TrackedJob) -> None:
         try:

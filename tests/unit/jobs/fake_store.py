@@ -15,7 +15,7 @@ kind, metadata, spec, status) and behaves like ``shiftboss.jobs.store.JobStore``
   ``StaleJob``, as the API server answers 409 to its stale resourceVersion, and a
   re-read finds the new uid; a delete for the old uid deletes nothing);
 * it fails the way the real store fails, by a small explicit API, each fault for the
-  next call (or ``times`` calls) of one operation (``"write"``, ``"read"``, ``"list"``,
+  next call (or ``times`` calls) of one operation (``"write"``, ``"read"``,
   ``"delete"``), optionally only for the Job ``name``:
 
   - ``fail_next(op, status=503)``: the API server answered ``status``; raised as the
@@ -59,7 +59,7 @@ NAMESPACE = "ns"
 POOL = "pool"
 
 
-OPERATIONS: tuple[Operation, ...] = ("write", "read", "list", "delete")
+OPERATIONS: tuple[Operation, ...] = ("write", "read", "delete")
 T = TypeVar("T")
 
 #: The reason the API server gives with each status (its ``Status.reason``).
@@ -346,16 +346,13 @@ class FakeJobStore:
             raise JobGone(f"jobs {name!r} not found")
         return TrackedJob.from_object(copy.deepcopy(obj))
 
-    def _list(self, namespace: str | None) -> list[TrackedJob]:
+    def listed(self, namespace: str | None = None) -> list[TrackedJob]:
+        """Every Job as a list at an operator's start would return it."""
         return [
             TrackedJob.from_object(copy.deepcopy(obj))
             for (ns, _), obj in sorted(self.objects.items())
             if namespace is None or ns == namespace
         ]
-
-    async def list(self, namespace: str | None = None) -> list[TrackedJob]:
-        await asyncio.sleep(0)
-        return await self._call("list", None, lambda: self._list(namespace))
 
     async def delete(self, job: TrackedJob) -> None:
         await asyncio.sleep(0)
