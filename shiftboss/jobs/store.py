@@ -14,6 +14,7 @@ from shiftboss.api.common import API_GROUP, API_VERSION
 from shiftboss.api.job import JobStatus
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.kube.client import ApiError, KubeClient, Resource
+from shiftboss.kube.flow import Priority
 
 JOBS = Resource(API_GROUP, API_VERSION, "jobs")
 
@@ -48,7 +49,9 @@ class JobStore:
         self.client = client
         self.status_writes = 0
 
-    async def write_status(self, job: TrackedJob, status: JobStatus) -> TrackedJob:
+    async def write_status(
+        self, job: TrackedJob, status: JobStatus, priority: Priority = Priority.NORMAL
+    ) -> TrackedJob:
         if job.slim:
             # A slim record lacks the result and history: writing it would erase them.
             raise ValueError(f"job {job.namespace}/{job.name} is finished: not written")
@@ -58,7 +61,9 @@ class JobStore:
             "status": status.model_dump(by_alias=True, mode="json"),
         }
         try:
-            obj = await self.client.patch(JOBS.path(job.namespace, job.name, "status"), body)
+            obj = await self.client.patch(
+                JOBS.path(job.namespace, job.name, "status"), body, priority=priority
+            )
         except ApiError as exc:
             mapped = store_error("write", exc)
             if mapped is exc or mapped is None:
@@ -86,6 +91,7 @@ class JobStore:
                     "preconditions": {"uid": job.uid},
                     "propagationPolicy": "Background",
                 },
+                priority=Priority.BACKGROUND,
             )
         except ApiError as exc:
             mapped = store_error("delete", exc)

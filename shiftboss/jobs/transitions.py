@@ -25,6 +25,7 @@ from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.store import JobGone, JobStore, StaleJob
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.kube.events import EventRecorder
+from shiftboss.kube.flow import Priority
 from worker_runtime.protocol import attempt_id
 
 log = logging.getLogger("shiftboss.dispatcher")
@@ -33,6 +34,17 @@ log = logging.getLogger("shiftboss.dispatcher")
 Decision = Callable[[TrackedJob, datetime], machine.Event | None]
 #: How many times a decision is re-taken after a conflict before giving up for now.
 MAX_CONFLICTS = 5
+#: Writes a worker waits on (a claim's answer, an outcome's acknowledgement) go first; a
+#: Queued status nobody waits on goes last; lease ends, deadlines and the rest between.
+_URGENT = (machine.Claimed, machine.Completed, machine.AttemptFailed, machine.AttemptDisrupted)
+
+
+def write_priority(event: machine.Event) -> Priority:
+    if isinstance(event, _URGENT):
+        return Priority.CRITICAL
+    if isinstance(event, machine.Enqueued):
+        return Priority.BACKGROUND
+    return Priority.NORMAL
 
 
 class Transitions:
@@ -82,7 +94,7 @@ class Transitions:
         """Persist one transition, then update the book, Events and metrics from it."""
         status = machine.transition(job.spec, job.status, event)
         try:
-            updated = await self.store.write_status(job, status)
+            updated = await self.store.write_status(job, status, write_priority(event))
         except JobGone:
             self.forget(job.uid)
             raise

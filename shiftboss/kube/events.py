@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shiftboss.kube.client import EVENTS, ApiError, KubeClient
+from shiftboss.kube.flow import Priority
 
 __all__ = ["EventKey", "EventLog", "EventRecorder", "Series"]
 
@@ -185,18 +186,24 @@ class EventRecorder:
                     raise
                 series.base = 0  # the Event expired (the API server's TTL): start it anew
         try:
-            await self.client.create(EVENTS.path(key.namespace), self._body(series))
+            await self.client.create(
+                EVENTS.path(key.namespace), self._body(series), priority=Priority.BACKGROUND
+            )
         except ApiError as exc:
             if not exc.already_exists:
                 raise
             # Written before this process knew of it (a restart, or forgotten here).
-            found = await self.client.get(path)
+            found = await self.client.get(path, priority=Priority.BACKGROUND)
             series.base = int(found.get("count") or 1)
             await self._patch(path, series)
         series.exists = True
 
     async def _patch(self, path: str, series: Series) -> None:
-        await self.client.patch(path, {"count": series.total, "lastTimestamp": series.last})
+        await self.client.patch(
+            path,
+            {"count": series.total, "lastTimestamp": series.last},
+            priority=Priority.BACKGROUND,
+        )
 
     def _body(self, series: Series) -> dict[str, Any]:
         key = series.key

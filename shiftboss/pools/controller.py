@@ -22,6 +22,7 @@ from shiftboss.api.common import API_GROUP, API_VERSION, utcnow
 from shiftboss.api.workerpool import WorkerPool, WorkerPoolSpec
 from shiftboss.kube.client import PODS, ApiError, KubeClient, Resource
 from shiftboss.kube.events import EventRecorder
+from shiftboss.kube.flow import Priority
 from shiftboss.pools.health import (
     POD_CREATE_FAILED,
     WORKER_CRASH_LOOP,
@@ -179,7 +180,9 @@ class PoolController:
         namespace, name = key
         now = self.clock()
         current_hash = template_hash(pool, self.operator_url)
-        listing = await self.client.get(PODS.path(namespace), labelSelector=f"{POOL_LABEL}={name}")
+        listing = await self.client.get(
+            PODS.path(namespace), labelSelector=f"{POOL_LABEL}={name}", priority=Priority.BACKGROUND
+        )
         busy = self.busy_workers(namespace)
         views = [PodView.from_pod(p, busy) for p in listing.get("items", [])]
         health = self._health.get(key, PoolHealth())
@@ -270,7 +273,9 @@ class PoolController:
             return
         body = {"status": status.model_dump(by_alias=True, mode="json", exclude_none=True)}
         try:
-            obj = await self.client.patch(WORKERPOOLS.path(namespace, name, "status"), body)
+            obj = await self.client.patch(
+                WORKERPOOLS.path(namespace, name, "status"), body, priority=Priority.BACKGROUND
+            )
         except ApiError as exc:
             if exc.not_found:
                 return

@@ -53,6 +53,7 @@ from shiftboss.jobs.store import JobGone, Operation, StaleJob
 from shiftboss.jobs.store import store_error as job_store_error
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.kube.client import ApiError
+from shiftboss.kube.flow import Priority
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 NAMESPACE = "ns"
@@ -172,6 +173,8 @@ class FakeJobStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.status_writes = 0
+        #: (job, phase written, the priority it was sent with), for every write tried.
+        self.write_priorities: list[tuple[str, str | None, Priority]] = []
         #: Every successful status write: (job name, the status as written).
         self.writes: list[tuple[str, dict[str, Any]]] = []
         #: Names of the Jobs deleted through ``delete``, in order.
@@ -309,8 +312,11 @@ class FakeJobStore:
 
     # -- the JobStore interface ---------------------------------------------------------
 
-    async def write_status(self, job: TrackedJob, status: JobStatus) -> TrackedJob:
+    async def write_status(
+        self, job: TrackedJob, status: JobStatus, priority: Priority = Priority.NORMAL
+    ) -> TrackedJob:
         await asyncio.sleep(0)
+        self.write_priorities.append((job.name, status.phase, priority))
         if self.write_errors and (error := self.write_errors.pop(0)) is not None:
             raise error
         return await self._call("write", job.name, lambda: self._write_status(job, status))

@@ -34,6 +34,7 @@ from shiftboss.jobs.dispatcher import (
     UnknownAttempt,
 )
 from shiftboss.jobs.tracked import TrackedJob
+from shiftboss.kube.flow import Priority
 from worker_runtime.protocol import (
     MAX_INLINE_RESULT_BYTES,
     Assignment,
@@ -1142,6 +1143,23 @@ async def test_a_blocked_job_is_written_queued_once_with_the_reason(store, make_
     await dispatcher.complete(w, a.attempt_id, "ok")
     await tick(dispatcher)
     assert store.phases_written("a") == ["Queued", "Running", "Succeeded"]
+
+
+async def test_writes_a_worker_waits_on_go_first_bookkeeping_last(store, make_dispatcher, mono):
+    dispatcher = make_dispatcher(why_blocked=lambda job: "paused" if job.name == "b" else None)
+    submit(store, dispatcher, "a")
+    submit(store, dispatcher, "b", skill="other")
+    mono.advance(2.5)
+    await tick(dispatcher)  # "b" is blocked: Queued
+    w = worker()
+    a = await claim_one(dispatcher, w)
+    await dispatcher.complete(w, a.attempt_id, "ok")
+
+    assert store.write_priorities == [
+        ("b", "Queued", Priority.BACKGROUND),
+        ("a", "Running", Priority.CRITICAL),
+        ("a", "Succeeded", Priority.CRITICAL),
+    ]
 
 
 async def test_queued_writes_of_many_blocked_jobs_are_rate_limited(store, make_dispatcher, mono):

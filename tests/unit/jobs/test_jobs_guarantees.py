@@ -297,7 +297,7 @@ async def test_a_report_that_keeps_conflicting_is_busy_not_refused(store, dispat
     w = worker()
     a = await claim_one(dispatcher, w)
 
-    async def always_stale(job: Any, status: Any) -> Any:
+    async def always_stale(job: Any, status: Any, priority: Any) -> Any:
         raise StaleJob("changed again")
 
     monkeypatch.setattr(store, "write_status", always_stale)
