@@ -236,7 +236,7 @@ class LeaderElector:
     def _note(self, record: LeaseRecord | None) -> None:
         """Remember ``record``; restart the silence count when it differs from the last."""
         last = self._observed
-        if record is None or last is None or _changed(last, record):
+        if record is None or last is None or record.changed_since(last):
             self._observed_at = asyncio.get_running_loop().time()
         self._observed = record
 
@@ -276,14 +276,6 @@ class LeaderElector:
             renew_time=now,
             transitions=previous.transitions + 1 if previous is not None else 0,
         )
-
-
-def _changed(before: LeaseRecord, after: LeaseRecord) -> bool:
-    return (before.spec.holder, before.spec.renew_time, before.resource_version) != (
-        after.spec.holder,
-        after.spec.renew_time,
-        after.resource_version,
-    )
 
 
 async def run_elected(
