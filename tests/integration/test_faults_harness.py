@@ -18,7 +18,7 @@ import pytest
 
 from shiftboss.api.job import JobStatus
 from shiftboss.jobs.store import JobStore, StaleJob
-from shiftboss.kube.client import ApiError, KubeClient, Resource
+from shiftboss.kube.client import RETRIES_ON_429, ApiError, KubeClient, Resource
 from shiftboss.kube.config import KubeConfig
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
 from shiftboss.testing.faults import ApiServerProxy, kube_status
@@ -83,13 +83,25 @@ async def test_a_429_rule_throttles_requests_through_the_proxy_while_direct_ones
     api: ApiServerProxy, proxied: KubeClient, namespace: str
 ) -> None:
     path = CONFIGMAPS.path(namespace)
-    rule = api.respond(
+    # The client resends a 429 after its Retry-After: one refusal costs only a delay...
+    once = api.respond(
         429,
         kube_status(429, "TooManyRequests", "throttled by the test"),
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": "0"},
         method="GET",
         path=f"^{path}$",
         times=1,
+    )
+    assert (await proxied.get(path))["kind"] == "ConfigMapList"
+    assert once.hits == 1
+    # ...and a refusal that never stops is raised once the client has given up.
+    rule = api.respond(
+        429,
+        kube_status(429, "TooManyRequests", "throttled by the test"),
+        headers={"Retry-After": "0"},
+        method="GET",
+        path=f"^{path}$",
+        times=RETRIES_ON_429 + 1,
     )
 
     with pytest.raises(ApiError) as throttled:
@@ -101,7 +113,7 @@ async def test_a_429_rule_throttles_requests_through_the_proxy_while_direct_ones
     assert throttled.value.message == "throttled by the test"
     assert direct.returncode == 0
     assert after["kind"] == "ConfigMapList"
-    assert rule.hits == 1
+    assert rule.hits == RETRIES_ON_429 + 1
 
 
 async def test_a_watch_streams_through_the_proxy_event_by_event(
