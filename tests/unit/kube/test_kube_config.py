@@ -148,7 +148,7 @@ async def test_tls_server_name_is_the_name_the_certificate_is_checked_against(tm
     cluster = {"certificate-authority": str(ca)}
     config = KubeConfig.from_file(kubeconfig(tmp_path / "b", server=server, cluster=cluster))
     async with KubeClient(config) as client:
-        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        with pytest.raises(httpx.TransportError, match="CERTIFICATE_VERIFY_FAILED"):
             await client.get("/version")
 
 
