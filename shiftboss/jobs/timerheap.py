@@ -33,12 +33,6 @@ class TimerHeap(Generic[K]):
         heapq.heappush(self._slots, (when, next(self._sequence), key))
         self._compact()
 
-    def arm_earlier(self, key: K, when: float) -> None:
-        """Fire ``key`` at ``when`` unless it is armed to fire sooner already."""
-        current = self._due.get(key)
-        if current is None or when < current:
-            self.arm(key, when)
-
     def cancel(self, key: K) -> None:
         if self._due.pop(key, None) is not None:
             self._compact()
@@ -53,9 +47,6 @@ class TimerHeap(Generic[K]):
                 del self._due[key]
                 fired.append(key)
         return fired
-
-    def when(self, key: K) -> float | None:
-        return self._due.get(key)
 
     def _compact(self) -> None:
         if len(self._slots) > _REBUILD_FACTOR * len(self._due) + _REBUILD_FLOOR:
