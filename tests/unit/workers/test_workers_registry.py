@@ -88,3 +88,23 @@ def test_identical_skills_are_kept_once():
     assert one.skills["echo"] is two.skills["echo"]
     other = workers.register("ns", request("w3", schema={"type": "string"}), "pod:ns/c")
     assert other.skills["echo"] is not one.skills["echo"]
+
+
+def test_may_run_follows_registrations_removals_and_re_registrations():
+    workers = registry()
+    assert not workers.may_run("ns", "demo", "echo")
+    workers.register("ns", request("w1"), POD_A)
+    workers.register("ns", request("w2"), POD_B)
+    assert workers.may_run("ns", "demo", "echo")
+    assert not workers.may_run("ns", "other-pool", "echo")
+    assert not workers.may_run("other-ns", "demo", "echo")
+    workers.remove("ns", "w1")
+    assert workers.may_run("ns", "demo", "echo")  # w2 still offers it
+    workers.register("ns", request("w2", pool="other-pool"), POD_B)  # moved pools
+    assert not workers.may_run("ns", "demo", "echo")
+    assert workers.may_run("ns", "other-pool", "echo")
+
+
+def test_just_after_a_start_any_skill_may_still_be_offered():
+    warming = WorkerRegistry(forget_after_seconds=60, warmup_seconds=60)
+    assert warming.may_run("ns", "demo", "anything")  # its workers may be re-registering
