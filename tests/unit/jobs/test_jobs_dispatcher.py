@@ -1218,6 +1218,22 @@ async def test_a_claim_racing_the_queued_write_still_costs_no_queued_write(
 # -- TTL ----------------------------------------------------------------------------------
 
 
+async def test_a_finished_job_is_kept_as_a_slim_record_that_is_never_written(store, dispatcher):
+    submit(store, dispatcher, "a", params={"blob": "x" * 10_000}, ttlSecondsAfterFinished=60)
+    w = worker()
+    a = await claim_one(dispatcher, w)
+    await dispatcher.complete(w, a.attempt_id, {"big": "y" * 10_000})
+
+    kept = dispatcher.jobs["uid-a"]
+    assert kept.slim and kept.spec.params == {} and kept.status is not None
+    assert kept.status.result is None and kept.status.attempts == []
+    assert (kept.phase, kept.spec.ttl_seconds_after_finished) == ("Succeeded", 60)
+    assert store.status("a")["result"] == {"big": "y" * 10_000}  # the API server keeps it all
+    with pytest.raises(AttemptNotCurrent):  # a late duplicate changes nothing
+        await dispatcher.complete(w, a.attempt_id, "again")
+    assert store.phases_written("a") == ["Running", "Succeeded"]
+
+
 async def test_a_finished_job_is_deleted_ttl_seconds_after_completion(store, dispatcher, clock):
     obj = submit(store, dispatcher, "a", ttlSecondsAfterFinished=30)
     w = worker()

@@ -459,3 +459,12 @@ async def test_the_older_error_lists_still_come_first() -> None:
         await fake.write_status(job, running())
     with pytest.raises(ApiError):
         await fake.write_status(job, running())
+
+
+async def test_a_slim_record_is_never_written(api: ApiServer, store: JobStore) -> None:
+    job = api.add(job_object("a")).slimmed()
+
+    with pytest.raises(ValueError, match="finished: not written"):
+        await store.write_status(job, running())
+
+    assert api.requests == []
