@@ -103,12 +103,6 @@ class Timekeeper:
                 self.book.leases.extend_all(late)
         self._last_tick = mono
 
-    def resync(self) -> None:
-        """Re-derive every job's timers from its status now (skipping jobs being written)."""
-        self._resync_pending = list(self.book.jobs)
-        self._resync_started = self.book.monotonic()
-        self._retrack(len(self._resync_pending))
-
     def _resync_some(self, mono: float) -> None:
         """Spread the resync over ticks: a sweep takes half of ``resync_seconds``."""
         if not self._resync_pending:
