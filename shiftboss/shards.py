@@ -350,16 +350,26 @@ class ShardClaims:
         log.info("shard %s released its claims", self.shard)
 
     async def _release(self, ref: ClaimRef, held: _Held) -> None:
-        spec = replace(
-            held.record.spec,
-            holder=None,
-            duration_seconds=1,
-            renew_time=micro_time(self._wall_clock()),
-        )
-        try:
-            await held.store.update(spec, held.record.resource_version)
-        except (LeaseConflict, LeaseUnavailable) as exc:
-            log.warning("could not release the claim %s (it will expire): %s", ref, exc)
+        record: LeaseRecord | None = held.record
+        for _ in range(3):  # a renewal cancelled in flight may have landed: read, again
+            if record is None or record.spec.holder != self.shard:
+                return  # gone, released, or taken over: nothing of ours to give up
+            spec = replace(
+                record.spec,
+                holder=None,
+                duration_seconds=1,
+                renew_time=micro_time(self._wall_clock()),
+            )
+            try:
+                try:
+                    await held.store.update(spec, record.resource_version)
+                    return
+                except LeaseConflict:
+                    record = await held.store.get()
+            except LeaseUnavailable as exc:
+                log.warning("could not release the claim %s (it will expire): %s", ref, exc)
+                return
+        log.warning("could not release the claim %s (it kept changing): it will expire", ref)
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -404,3 +404,20 @@ def test_the_operator_runs_on_uvloop_unless_told_not_to():
 
     assert _loop_factory(True) is uvloop.new_event_loop
     assert _loop_factory(False) is None
+
+
+def test_a_renewal_that_landed_unseen_does_not_keep_the_claim_from_being_released():
+    async def scenario():
+        leases = FakeLeases()
+        alpha, _ = claims(leases, "alpha", "a")
+        await alpha.take()
+        # A renewal was cancelled in flight but landed: the Lease moved on without us.
+        backend = leases.backend("a")
+        assert backend.record is not None
+        backend.put(backend.record.spec, writer="alpha")
+
+        await alpha.release()
+
+        assert leases.holder("a") is None
+
+    run_virtual(scenario())
