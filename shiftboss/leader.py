@@ -41,6 +41,7 @@ from shiftboss.kube.leases import (
     LeaseUnavailable,
     micro_time,
 )
+from shiftboss.renewal import keep_renewing
 
 log = logging.getLogger("shiftboss.leader")
 
@@ -135,52 +136,27 @@ class LeaderElector:
         When it cannot be renewed in time, or another replica holds it, calls
         ``stop_acting`` (once, synchronously) and raises ``LostLeadership``.
         """
-        loop = asyncio.get_running_loop()
-        stopped = False
 
-        def lose(reason: str) -> LostLeadership:
-            nonlocal stopped
-            if not stopped:
-                stopped = True
-                log.error("lost leadership: %s; stopping", reason)
-                stop_acting()
-            return LostLeadership(reason)
+        async def renew() -> None:
+            try:
+                renewed = await self._try_acquire_or_renew()
+            except LeaseUnavailable as exc:
+                log.warning("could not renew the leader Lease (will retry): %s", exc)
+                return
+            if not renewed and (holder := self._other_holder()):
+                raise LostLeadership(f"replica {holder} holds the Lease")
+            # else: renewed, or a write race lost to an unknown writer (read again next).
 
-        late = f"the Lease was not renewed within {self.timing.renew_deadline_seconds:g}s"
-
-        def arm() -> asyncio.TimerHandle:
-            # A timer, so that acting stops at the deadline even while this coroutine
-            # waits on a hung request or the loop was stalled past it.
-            return loop.call_at(self._deadline(), lose, late)
-
-        watchdog = arm()
-        try:
-            while True:
-                await asyncio.sleep(self.timing.retry_seconds)
-                if stopped or loop.time() >= self._deadline():
-                    raise lose(late)
-                try:
-                    async with asyncio.timeout_at(self._deadline()):
-                        renewed = await self._try_acquire_or_renew()
-                except TimeoutError:
-                    raise lose(late) from None
-                except LeaseUnavailable as exc:
-                    log.warning("could not renew the leader Lease (will retry): %s", exc)
-                    continue
-                if stopped:
-                    raise lose(late)
-                if renewed:
-                    watchdog.cancel()
-                    watchdog = arm()
-                elif holder := self._other_holder():
-                    raise lose(f"replica {holder} holds the Lease")
-                # else: a write race lost to an unknown writer; the next try reads again.
-        except (LostLeadership, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # a bug must not leave a leader that no longer renews
-            raise lose(f"leader election failed: {exc!r}") from exc
-        finally:
-            watchdog.cancel()
+        await keep_renewing(
+            renew,
+            deadline=self._deadline,
+            retry_seconds=self.timing.retry_seconds,
+            late=f"the Lease was not renewed within {self.timing.renew_deadline_seconds:g}s",
+            lost=LostLeadership,
+            what="leadership",
+            stop_acting=stop_acting,
+            log=log,
+        )
 
     async def release(self) -> None:
         """Hand over at once on a clean stop: followers need not wait for expiry."""

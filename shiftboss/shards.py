@@ -50,6 +50,7 @@ from shiftboss.kube.leases import (
     micro_time,
 )
 from shiftboss.leader import ElectionTiming
+from shiftboss.renewal import keep_renewing
 
 log = logging.getLogger("shiftboss.shards")
 
@@ -255,46 +256,20 @@ class ShardClaims:
         When one cannot be renewed within the renew deadline, or another shard holds
         it, calls ``stop_acting`` (once, synchronously) and raises ``LostShard``.
         """
-        loop = asyncio.get_running_loop()
-        stopped = False
 
-        def lose(reason: str) -> LostShard:
-            nonlocal stopped
-            if not stopped:
-                stopped = True
-                log.error("lost the shard's claims: %s; stopping", reason)
-                stop_acting()
-            return LostShard(reason)
+        async def renew() -> None:
+            await asyncio.gather(*(self._renew(ref) for ref in self._held))
 
-        late = f"a claim was not renewed within {self.timing.renew_deadline_seconds:g}s"
-
-        def arm() -> asyncio.TimerHandle:
-            # A timer, so that acting stops at the deadline even while a request hangs.
-            return loop.call_at(self._deadline(), lose, late)
-
-        watchdog = arm()
-        try:
-            while True:
-                await asyncio.sleep(self.timing.retry_seconds)
-                if stopped or loop.time() >= self._deadline():
-                    raise lose(late)
-                try:
-                    async with asyncio.timeout_at(self._deadline()):
-                        await asyncio.gather(*(self._renew(ref) for ref in self._held))
-                except TimeoutError:
-                    raise lose(late) from None
-                except LostShard as exc:
-                    raise lose(str(exc)) from None
-                if stopped:
-                    raise lose(late)
-                watchdog.cancel()
-                watchdog = arm()
-        except (LostShard, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # a bug must not leave claims that are no longer renewed
-            raise lose(f"renewing the claims failed: {exc!r}") from exc
-        finally:
-            watchdog.cancel()
+        await keep_renewing(
+            renew,
+            deadline=self._deadline,
+            retry_seconds=self.timing.retry_seconds,
+            late=f"a claim was not renewed within {self.timing.renew_deadline_seconds:g}s",
+            lost=LostShard,
+            what="the shard's claims",
+            stop_acting=stop_acting,
+            log=log,
+        )
 
     def _deadline(self) -> float:
         if not self._held:
