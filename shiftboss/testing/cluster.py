@@ -1,6 +1,10 @@
 """A real, throw-away Kubernetes control plane on loopback: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and (optionally) a process node that runs
-pods as local processes.
+pods as local processes and proxies Services to their ready pods, as kube-proxy does.
+
+Each cluster holds a loopback block ``127.N.0.0/16`` of its own for its life (see
+``shiftboss.testing.node.network``): pods take addresses in it, and its
+``127.N.240.0/20`` is the Service CIDR, so a test reaches a Service at its ClusterIP.
 
     with LocalCluster() as cluster:
         cluster.kubectl("get", "nodes")
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -30,12 +35,12 @@ from pathlib import Path
 import yaml
 
 from shiftboss.testing.kubectl import ExistingCluster, KubectlMixin, find_binaries
+from shiftboss.testing.node.network import STATIC_BAND, PodNetwork
 from shiftboss.testing.pki import Pki, write_pki
 from shiftboss.testing.processes import ManagedProcess, wait_until
 
 __all__ = ["ClusterStartError", "ExistingCluster", "LocalCluster", "find_binaries", "free_port"]
 
-SERVICE_CIDR = "10.0.0.0/24"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -76,6 +81,7 @@ class LocalCluster(KubectlMixin):
         self.processes: list[ManagedProcess] = []
         self.api_port = 0
         self.pki: Pki | None = None
+        self.network: PodNetwork | None = None
         self.failed = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -90,7 +96,9 @@ class LocalCluster(KubectlMixin):
     def start(self, timeout: float = 90.0) -> LocalCluster:
         started = time.monotonic()
         try:
-            self.pki = write_pki(self.workdir / "pki")
+            # The block first: the API server's certificate and flags name its Service CIDR.
+            self.network = PodNetwork.claim()
+            self.pki = write_pki(self.workdir / "pki", service_ip=str(self.service_cidr[1]))
             self._start_etcd(timeout)
             self._start_apiserver(timeout)
             self.write_kubeconfig()
@@ -120,6 +128,9 @@ class LocalCluster(KubectlMixin):
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        if self.network is not None:
+            self.network.release()
+            self.network = None
         if self._own_workdir and not self.keep_workdir and not self.failed:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -184,7 +195,7 @@ class LocalCluster(KubectlMixin):
                 f"--service-account-issuer={ISSUER}",
                 f"--service-account-key-file={p('sa.pub')}",
                 f"--service-account-signing-key-file={p('sa.key')}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--service-cluster-ip-range={self.service_cidr}",
                 f"--kubelet-client-certificate={p('kubelet-client.crt')}",
                 f"--kubelet-client-key={p('kubelet-client.key')}",
                 "--kubelet-preferred-address-types=InternalIP",
@@ -236,6 +247,35 @@ class LocalCluster(KubectlMixin):
             yield
         finally:
             self.thaw_apiserver()
+
+    @property
+    def _network(self) -> PodNetwork:
+        if self.network is None:
+            raise RuntimeError("the cluster is not started: it holds no loopback block")
+        return self.network
+
+    @property
+    def service_cidr(self) -> ipaddress.IPv4Network:
+        """The Service CIDR (``127.N.240.0/20``); the process node proxies ClusterIPs in it."""
+        return self._network.services
+
+    def service_ip(self, offset: int) -> str:
+        """A fixed ClusterIP for a test (``spec.clusterIP``): ``offset`` (2..255) into the
+        static band, which the API server never hands out on its own."""
+        return self._network.service_ip(offset)
+
+    def free_service_ip(self) -> str:
+        """The first static-band ClusterIP no Service holds now (Services of a namespace
+        being deleted still hold theirs)."""
+        taken = {
+            item["spec"].get("clusterIP")
+            for item in self.get_json("services", "--all-namespaces")["items"]
+        }
+        for offset in range(2, STATIC_BAND):
+            ip = self.service_ip(offset)
+            if ip not in taken:
+                return ip
+        raise RuntimeError(f"every static ClusterIP of {self.service_cidr} is taken")
 
     @property
     def server(self) -> str:
@@ -319,6 +359,7 @@ class LocalCluster(KubectlMixin):
                 f"--kubeconfig={self.kubeconfig}",
                 f"--name={self.node_name}",
                 f"--workdir={self.workdir / 'node'}",
+                f"--pod-block={self._network.block}",
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

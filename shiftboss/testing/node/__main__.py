@@ -1,4 +1,9 @@
-"""``python -m shiftboss.testing.node --kubeconfig K --name N --workdir D``"""
+"""``python -m shiftboss.testing.node --kubeconfig K --name N --workdir D [--pod-block B]``
+
+``--pod-block B``: use the loopback block 127.B.0.0/16 that the caller holds (a
+LocalCluster claims it before starting kube-apiserver with the block's Service CIDR);
+without it the node claims a free block itself and holds it while it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 
 from shiftboss.kube.config import KubeConfig
 from shiftboss.testing.node.agent import ProcessNode
+from shiftboss.testing.node.network import PodNetwork
 
 
 def main() -> None:
@@ -19,10 +25,16 @@ def main() -> None:
     parser.add_argument("--name", default="process-node")
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--host-ip", default="127.0.0.1")
+    parser.add_argument("--pod-block", type=int, help="N of the 127.N.0.0/16 block to use")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    network = PodNetwork(args.pod_block) if args.pod_block else PodNetwork.claim()
     node = ProcessNode(
-        KubeConfig.from_file(args.kubeconfig), args.name, args.workdir, host_ip=args.host_ip
+        KubeConfig.from_file(args.kubeconfig),
+        args.name,
+        args.workdir,
+        network,
+        host_ip=args.host_ip,
     )
 
     async def run() -> None:

@@ -3,8 +3,10 @@
 It registers a ``Node``, renews its ``Lease`` in ``kube-node-lease`` (so the node
 lifecycle controller keeps it Ready and untainted), watches the pods bound to it and
 hands each to a ``PodRunner``.  Every pod gets its own loopback address (127.N.x.y,
-N held by this node alone: see ``network``) as its pod IP, so two pods can listen on
-the same port, and two nodes on one machine never hand out the same address.
+N held by this node's cluster alone: see ``network``) as its pod IP, so two pods can
+listen on the same port, and two nodes on one machine never hand out the same address.
+It also stands in for kube-proxy: Services in the block's Service CIDR answer at their
+ClusterIP (see ``serviceproxy``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from shiftboss.kube.config import KubeConfig
 from shiftboss.testing.node.logs_server import LogsServer
 from shiftboss.testing.node.network import PodNetwork
 from shiftboss.testing.node.pod import NodeContext, PodRunner, now
+from shiftboss.testing.node.serviceproxy import ServiceProxy
 
 log = logging.getLogger("shiftboss.node")
 
@@ -40,12 +43,19 @@ def _micro_now() -> str:
 
 class ProcessNode:
     def __init__(
-        self, config: KubeConfig, name: str, workdir: Path, *, host_ip: str = "127.0.0.1"
+        self,
+        config: KubeConfig,
+        name: str,
+        workdir: Path,
+        network: PodNetwork,
+        *,
+        host_ip: str = "127.0.0.1",
     ) -> None:
         self.config, self.name, self.workdir, self.host_ip = config, name, workdir, host_ip
         self.client = KubeClient(config)
         self.runners: dict[str, PodRunner] = {}
-        self.pod_network = PodNetwork.claim()
+        self.pod_network = network
+        self.services = ServiceProxy(self.client, network.services)
         self._ips = self.pod_network.addresses()
         self._used_ips: set[str] = set()
         self.logs = LogsServer(self)
@@ -75,7 +85,11 @@ class ProcessNode:
         self.workdir.mkdir(parents=True, exist_ok=True)
         port = await self.logs.start(self.host_ip)
         await self._register(port)
-        tasks = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._watch_pods())]
+        tasks = [
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._watch_pods()),
+            asyncio.create_task(self.services.run()),
+        ]
         try:
             await asyncio.gather(*tasks)
         finally:
