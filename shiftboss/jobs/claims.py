@@ -162,7 +162,7 @@ class Claims:
         if count:
             if status.attempt == 1:
                 latency = (status.attempt_start_time - job.created).total_seconds()
-                metrics.CLAIM_LATENCY.observe(latency)
+                metrics.QUEUE_DURATION.labels(*job.pool_key).observe(latency)
             metrics.JOBS_CLAIMED.labels(*job.pool_key).inc()
         return Assignment(
             attempt_id=attempt_id(job.uid, status.attempt),

@@ -8,6 +8,8 @@ One binary heap per skill, so that a claim looks only at the jobs its worker can
 and removing are O(log n).  Removal is lazy: an entry leaves ``_entries`` at once and
 its heap slot is dropped when it reaches the head, or when a heap that has become
 mostly stale slots is rebuilt (so memory stays proportional to the jobs queued).
+A third heap, by creation time alone, answers ``oldest_created()`` for the queue-age
+metric in amortised O(1), pruned and rebuilt the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class JobQueue:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Rank, str]] = {}  # uid -> (rank, skill)
         self._heaps: dict[str, _SkillHeap] = {}
+        self._ages: list[tuple[float, str]] = []  # (creation time, uid)
 
     def push(self, uid: str, skill: str, priority: int, created: datetime, arrival: int) -> None:
         """Queue ``uid`` (again: an entry already queued with the same rank is kept)."""
@@ -47,6 +50,7 @@ class JobQueue:
         heap = self._heaps.setdefault(skill, _SkillHeap())
         heapq.heappush(heap.slots, rank)
         heap.live += 1
+        heapq.heappush(self._ages, (rank[1], uid))
 
     def discard(self, uid: str) -> None:
         entry = self._entries.pop(uid, None)
@@ -60,6 +64,9 @@ class JobQueue:
         elif len(heap.slots) > _REBUILD_FACTOR * heap.live + _REBUILD_FLOOR:
             heap.slots = [rank for rank in heap.slots if self._is_live(rank, skill)]
             heapq.heapify(heap.slots)
+        if len(self._ages) > _REBUILD_FACTOR * len(self._entries) + _REBUILD_FLOOR:
+            self._ages = [(rank[1], uid) for uid, (rank, _) in self._entries.items()]
+            heapq.heapify(self._ages)
 
     def best(self, skills: Iterable[str]) -> str | None:
         """The uid to dispatch next to a worker offering ``skills`` (it stays queued)."""
@@ -74,6 +81,17 @@ class JobQueue:
             if chosen is None or slots[0] < chosen:
                 chosen = slots[0]
         return chosen[3] if chosen is not None else None
+
+    def oldest_created(self) -> float | None:
+        """The creation time (POSIX seconds) of the oldest job queued, if any."""
+        ages = self._ages
+        while ages and not self._is_queued(*ages[0]):
+            heapq.heappop(ages)  # a stale slot: that job left the queue (or came back)
+        return ages[0][0] if ages else None
+
+    def _is_queued(self, created: float, uid: str) -> bool:
+        entry = self._entries.get(uid)
+        return entry is not None and entry[0][1] == created
 
     def _is_live(self, rank: Rank, skill: str) -> bool:
         return self._entries.get(rank[3]) == (rank, skill)

@@ -190,7 +190,7 @@ class Reports:
             self._last_progress_write[uid] = self.book.monotonic()
             try:
                 self.book.track(await self.transitions.store.write_status(job, status))
-                metrics.STATUS_WRITES.labels("progress").inc()
+                metrics.STATUS_WRITES.labels("Progress").inc()
             except StaleJob:  # progress is advisory: the next report brings it
                 await self.transitions.reread(job)
             except JobGone:

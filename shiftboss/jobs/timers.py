@@ -91,7 +91,6 @@ class Timekeeper:
         for uid in list(self.book.cancel_due):
             self._write(uid, "cancellation", self._cancel, None)
         self._resync_some(mono)
-        metrics.RUNNING_ATTEMPTS.set(len(self.book.leases))
 
     def _forgive_stall(self, mono: float) -> None:
         if self._last_tick is not None:

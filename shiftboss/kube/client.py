@@ -37,6 +37,7 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from shiftboss import metrics
 from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.credentials import Credentials
 from shiftboss.kube.flow import Priority, PriorityGate
@@ -241,6 +242,7 @@ class KubeClient:
                 response = await self._http.request(
                     method, path, params=query, content=content, headers=headers
                 )
+            metrics.API_REQUESTS.labels(method, str(response.status_code)).inc()
             if response.status_code != 429 or retry == RETRIES_ON_429:
                 break
             await asyncio.sleep(retry_after(response.headers.get("Retry-After")))
@@ -300,6 +302,7 @@ class KubeClient:
         query = {k: v for k, v in query.items() if v is not None}
         timeout = httpx.Timeout(timeout_seconds + 30, connect=10.0)
         async with self._streams.stream("GET", path, params=query, timeout=timeout) as response:
+            metrics.API_REQUESTS.labels("WATCH", str(response.status_code)).inc()
             if response.status_code >= 400:
                 raise self._error(response.status_code, await response.aread())
             pending = b""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -176,6 +177,7 @@ class WorkerApi:
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
+        metrics.refresh(self.dispatcher.book, self.registry, time.time())
         return web.Response(
             body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shiftboss.jobs.params import canonical_schema
@@ -151,6 +152,9 @@ class WorkerRegistry:
         if info:
             info.last_seen = time.monotonic()
         return info
+
+    def __iter__(self) -> Iterator[WorkerInfo]:
+        return iter(list(self._workers.values()))
 
     def remove(self, namespace: str, worker_id: str) -> None:
         worker = self._workers.pop((namespace, worker_id), None)

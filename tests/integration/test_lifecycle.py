@@ -265,9 +265,9 @@ def test_a_first_time_success_costs_two_status_writes(cluster, namespace, operat
     writes = {
         line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("shiftboss_status_writes_total{")
+        if line.startswith("shiftboss_job_status_writes_total{")
     }
-    assert writes == {'kind="Claimed"': 5.0, 'kind="Completed"': 5.0}
+    assert writes == {'event="Claimed"': 5.0, 'event="Completed"': 5.0}
     for i in range(5):
         job = get(cluster, namespace, "jobs.shiftboss.io", f"w-{i}")
         annotations = job["metadata"].get("annotations") or {}
