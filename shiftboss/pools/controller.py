@@ -61,6 +61,7 @@ class PoolController:
         events: EventRecorder,
         *,
         operator_url: str,
+        worker_ca_data: str | None = None,
         queued: Callable[[str, str], int],
         running: Callable[[str, str], int],
         busy_workers: Callable[[str], set[str]],
@@ -68,6 +69,8 @@ class PoolController:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client, self.events, self.operator_url = client, events, operator_url
+        #: The PEM CA bundle workers verify the operator with (SHIFTBOSS_CA_DATA), if any.
+        self.worker_ca_data = worker_ca_data
         self.queued, self.running, self.busy_workers = queued, running, busy_workers
         self.cancel_grace_seconds = cancel_grace_seconds
         #: Wall-clock time (pod timestamps are wall-clock too).
@@ -179,7 +182,7 @@ class PoolController:
             return None
         namespace, name = key
         now = self.clock()
-        current_hash = template_hash(pool, self.operator_url)
+        current_hash = template_hash(pool, self.operator_url, self.worker_ca_data)
         listing = await self.client.get(
             PODS.path(namespace), labelSelector=f"{POOL_LABEL}={name}", priority=Priority.BACKGROUND
         )
@@ -209,6 +212,7 @@ class PoolController:
                 pool,
                 operator_url=self.operator_url,
                 template_hash=current_hash,
+                ca_data=self.worker_ca_data,
                 cancel_grace_seconds=self.cancel_grace_seconds,
             )
             try:

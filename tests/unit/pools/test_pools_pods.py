@@ -15,6 +15,7 @@ from shiftboss.pools.pods import (
     HASH_LABEL,
     HEALTH_PORT,
     OPERATOR_ENV,
+    POD_REVISION,
     POOL_LABEL,
     TEMPLATE_FIELDS,
     TOKEN_AUDIENCE,
@@ -24,6 +25,9 @@ from shiftboss.pools.pods import (
 )
 
 OPERATOR_URL = "http://shiftboss.shiftboss-system.svc:8081"
+CA_DATA = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
+#: What the operator always sets (SHIFTBOSS_CA_DATA only with a CA to give).
+ALWAYS_SET = [name for name in OPERATOR_ENV if name != "SHIFTBOSS_CA_DATA"]
 
 
 def make_pool(**spec: Any) -> WorkerPool:
@@ -197,13 +201,37 @@ def test_container_image_command_ports_probe_mounts() -> None:
         "failureThreshold": 3,
     }
     assert c["volumeMounts"] == [
-        {"name": "shiftboss-token", "mountPath": "/var/run/secrets/shiftboss", "readOnly": True}
+        {"name": "shiftboss-token", "mountPath": "/var/run/secrets/shiftboss", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
     ]
     assert "resources" not in c
 
 
+def test_the_pod_meets_pod_security_restricted() -> None:
+    """What a namespace enforcing ``restricted`` demands (the integration test
+    test_pod_security.py shows the API server admitting it)."""
+    manifest = build(make_pool())
+    assert manifest["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container(manifest)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    # A read-only root filesystem: Python and tools write their temporary files here.
+    assert {"name": "tmp", "emptyDir": {}} in manifest["spec"]["volumes"]
+    # Each manifest has its own copy: changing one pod changes no other.
+    container(manifest)["securityContext"]["capabilities"]["drop"].append("more")
+    assert container(build(make_pool()))["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
 def test_token_volume_is_a_projected_token_with_the_shiftboss_audience() -> None:
-    assert build(make_pool())["spec"]["volumes"] == [
+    assert build(make_pool())["spec"]["volumes"][:1] == [
         {
             "name": "shiftboss-token",
             "projected": {
@@ -252,7 +280,8 @@ def test_operator_env() -> None:
     assert env["SHIFTBOSS_CONCURRENCY"]["value"] == "4"
     assert env["SHIFTBOSS_DRAIN_TIMEOUT_SECONDS"]["value"] == "45"
     assert env["SHIFTBOSS_HEALTH_PORT"]["value"] == "8080"
-    assert set(OPERATOR_ENV) <= set(env)
+    assert set(ALWAYS_SET) <= set(env)
+    assert "SHIFTBOSS_CA_DATA" not in env  # no CA given: workers trust the system's CAs
     # Every env value is a string, as the API server requires.
     for entry in env.values():
         assert set(entry) in ({"name", "value"}, {"name", "valueFrom"})
@@ -277,13 +306,24 @@ def test_user_env_first_serialised_as_kubernetes_expects() -> None:
         # Not one the operator sets: the pool may choose it.
         {"name": "SHIFTBOSS_LOG_LEVEL", "value": "DEBUG"},
     ]
-    assert [e["name"] for e in env[4:]] == list(OPERATOR_ENV)
+    assert [e["name"] for e in env[4:]] == ALWAYS_SET
     assert all("value_from" not in e for e in env)
+
+
+def test_the_operator_gives_workers_its_ca() -> None:
+    manifest = worker_pod(
+        make_pool(), operator_url=OPERATOR_URL, template_hash="abcdef0123", ca_data=CA_DATA
+    )
+    assert env_named(manifest, "SHIFTBOSS_CA_DATA") == [
+        {"name": "SHIFTBOSS_CA_DATA", "value": CA_DATA}
+    ]
+    assert [e["name"] for e in env_of(manifest)] == list(OPERATOR_ENV)
 
 
 def test_user_env_cannot_override_operator_variables() -> None:
     pool = make_pool(
         env=[
+            {"name": "SHIFTBOSS_CA_DATA", "value": "a CA of the pool's own"},
             {"name": "SHIFTBOSS_POOL", "value": "someone-elses-pool"},
             {"name": "SHIFTBOSS_TOKEN_FILE", "value": "/tmp/stolen"},
             {"name": "SHIFTBOSS_OPERATOR_URL", "value": "http://evil:1"},
@@ -300,6 +340,8 @@ def test_user_env_cannot_override_operator_variables() -> None:
     assert len(env_named(manifest, "SHIFTBOSS_WORKER_ID")) == 1
     assert "valueFrom" in env_named(manifest, "SHIFTBOSS_WORKER_ID")[0]
     assert env_named(manifest, "KEEP") == [{"name": "KEEP", "value": "yes"}]
+    # Reserved even when the operator has no CA to give: workers trust what it says.
+    assert env_named(manifest, "SHIFTBOSS_CA_DATA") == []
     names = [e["name"] for e in env_of(manifest)]
     assert len(names) == len(set(names)), "no env name may appear twice"
 
@@ -310,7 +352,12 @@ def test_the_worker_runtime_reads_what_the_pod_sets() -> None:
     runtime_vars = {var for var, _hint in config_mod.ENV_VARS.values()}
     assert set(OPERATOR_ENV) <= runtime_vars
 
-    manifest = build(make_pool(concurrency=3, drainTimeoutSeconds=15))
+    manifest = worker_pod(
+        make_pool(concurrency=3, drainTimeoutSeconds=15),
+        operator_url="https://shiftboss.shiftboss-system.svc:8081",
+        template_hash="abcdef0123",
+        ca_data=CA_DATA,
+    )
     pod_name = "resize-abcdef0123-x7k2p"
     field_values = {"metadata.name": pod_name, "status.podIP": "10.1.2.3"}
     environ = {}
@@ -320,7 +367,8 @@ def test_the_worker_runtime_reads_what_the_pod_sets() -> None:
         else:
             environ[entry["name"]] = entry.get("value", "")
     config = config_mod.WorkerConfig.from_env(environ)
-    assert config.operator_url == OPERATOR_URL
+    assert config.operator_url == "https://shiftboss.shiftboss-system.svc:8081"
+    assert config.ca_data == CA_DATA.strip()
     assert config.pool == "resize"
     assert config.worker_id == pod_name
     assert str(config.token_file) == f"{TOKEN_DIR}/token"
@@ -381,6 +429,23 @@ def test_hash_changes_with_env_value_and_order() -> None:
 def test_hash_changes_with_operator_url() -> None:
     pool = make_pool()
     assert template_hash(pool, OPERATOR_URL) != template_hash(pool, "http://other:8081")
+
+
+def test_hash_changes_with_the_ca_given_to_workers() -> None:
+    """A rotated CA rolls the workers, which read it only at start."""
+    pool = make_pool()
+    without = template_hash(pool, OPERATOR_URL)
+    assert template_hash(pool, OPERATOR_URL, None) == without
+    one, other = (template_hash(pool, OPERATOR_URL, ca) for ca in (CA_DATA, CA_DATA + "\n"))
+    assert len({without, one, other}) == 3
+
+
+def test_hash_changes_with_the_pod_revision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new shape of the pod for the same spec (Pod Security ``restricted``) rolls the
+    workers to it, once."""
+    before = template_hash(make_pool(), OPERATOR_URL)
+    monkeypatch.setattr(pods, "POD_REVISION", POD_REVISION + 1)
+    assert template_hash(make_pool(), OPERATOR_URL) != before
 
 
 @pytest.mark.parametrize("change", [{"replicas": 7}, {"replicas": 0}, {"paused": True}])
