@@ -60,7 +60,26 @@ ENV_VARS: dict[str, tuple[str, str]] = {
         "the path of a PEM bundle of the CA that signed the operator's certificate, "
         "with an https:// SHIFTBOSS_OPERATOR_URL; unset, the system's CAs are trusted",
     ),
+    "ca_data": (
+        "SHIFTBOSS_CA_DATA",
+        "the PEM text of the CA bundle that signed the operator's certificate (the "
+        "operator sets it from its --worker-ca-file), with an https:// SHIFTBOSS_OPERATOR_URL",
+    ),
 }
+
+
+def ca_context(pem: str) -> ssl.SSLContext:
+    """A client context that trusts only the CA certificates of ``pem`` (PEM text).
+
+    ``ValueError`` says why the text is not a usable bundle.  The operator checks its
+    ``--worker-ca-file`` with this too, so it never hands workers a CA they refuse.
+    """
+    if not pem.isascii() or "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("not a PEM CA bundle (it holds no PEM certificate)")
+    try:
+        return ssl.create_default_context(cadata=pem)
+    except ssl.SSLError as exc:
+        raise ValueError(f"not a PEM CA bundle ({exc.reason or exc})") from None
 
 
 def default_worker_id() -> str:
@@ -88,8 +107,9 @@ class WorkerConfig(BaseModel):
     #: How long an outcome is re-sent while the operator does not answer it
     #: (docs/worker-protocol.md, "Outcomes").
     outcome_retry_seconds: float = Field(default=900.0, ge=0)
-    #: Verify the operator's TLS certificate against this CA bundle.
+    #: Verify the operator's TLS certificate against this CA bundle (a file, or its text).
     ca_file: Path | None = None
+    ca_data: str | None = None
 
     @field_validator("operator_url")
     @classmethod
@@ -130,13 +150,26 @@ class WorkerConfig(BaseModel):
         return level
 
     @model_validator(mode="after")
-    def _ca_needs_https(self) -> WorkerConfig:
-        if self.ca_file is not None and not self.operator_url.startswith("https://"):
+    def _one_ca_over_https(self) -> WorkerConfig:
+        if self.ca_file is not None and self.ca_data is not None:
             raise ConfigError(
-                f"SHIFTBOSS_CA_FILE is set but SHIFTBOSS_OPERATOR_URL={self.operator_url} is "
-                "not https://: use the operator's https:// URL, or unset SHIFTBOSS_CA_FILE"
+                "SHIFTBOSS_CA_FILE and SHIFTBOSS_CA_DATA are both set: give the operator's CA "
+                "one way only (the operator sets SHIFTBOSS_CA_DATA when it has a "
+                "--worker-ca-file: then remove SHIFTBOSS_CA_FILE from the pool's env)"
+            )
+        var = self._ca_variable()
+        if var is not None and not self.operator_url.startswith("https://"):
+            raise ConfigError(
+                f"{var} is set but SHIFTBOSS_OPERATOR_URL={self.operator_url} is "
+                f"not https://: use the operator's https:// URL, or unset {var}"
             )
         return self
+
+    def _ca_variable(self) -> str | None:
+        """The variable the operator's CA comes from, if any."""
+        if self.ca_data is not None:
+            return ENV_VARS["ca_data"][0]
+        return ENV_VARS["ca_file"][0] if self.ca_file is not None else None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerConfig:
@@ -175,24 +208,37 @@ class WorkerConfig(BaseModel):
         return token
 
     def tls_verify(self) -> ssl.SSLContext | bool:
-        """What the client verifies the operator's certificate with: the CA bundle in
-        ``ca_file``, or the system's CAs (True).  ``ConfigError`` names the variable."""
+        """What the client verifies the operator's certificate with: the CA bundle of
+        ``ca_data`` or ``ca_file``, or the system's CAs (True).  ``ConfigError`` names
+        the variable."""
+        if self.ca_data is not None:
+            var, hint = ENV_VARS["ca_data"]
+            try:
+                return ca_context(self.ca_data)
+            except ValueError as exc:
+                raise ConfigError(f"{var}: {exc}; set it to {hint}") from None
         if self.ca_file is None:
             return True
         var, hint = ENV_VARS["ca_file"]
         try:
-            return ssl.create_default_context(cafile=str(self.ca_file))
+            pem = self.ca_file.read_bytes().decode("ascii", errors="replace")
         except FileNotFoundError:
             raise ConfigError(f"{var}={self.ca_file}: no such file; set it to {hint}") from None
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                f"{var}={self.ca_file}: not a PEM CA bundle ({exc.reason or exc}); set it to {hint}"
-            ) from None
         except OSError as exc:
             raise ConfigError(f"{var}={self.ca_file}: cannot read it: {exc.strerror}") from None
+        try:
+            return ca_context(pem)
+        except ValueError as exc:
+            raise ConfigError(f"{var}={self.ca_file}: {exc}; set it to {hint}") from None
 
     def untrusted_certificate(self, detail: str) -> str:
         """What to say when the operator's certificate fails verification."""
+        if self.ca_data is not None:
+            return (
+                f"SHIFTBOSS_CA_DATA: the operator's certificate at {self.operator_url} is not "
+                f"signed by it ({detail}); give the operator (--worker-ca-file) the CA bundle "
+                "that signed its serving certificate"
+            )
         if self.ca_file is not None:
             return (
                 f"SHIFTBOSS_CA_FILE={self.ca_file}: the operator's certificate at "

@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert (config.log_format, config.log_level) == ("text", "INFO")
     assert (config.drain_timeout_seconds, config.claim_wait_seconds) == (30, 20)
     assert config.outcome_retry_seconds == 900  # 15 minutes of operator absence lose nothing
-    assert config.ca_file is None and config.tls_verify() is True
+    assert config.ca_file is None and config.ca_data is None and config.tls_verify() is True
 
 
 def test_every_variable_is_read() -> None:
@@ -58,7 +58,10 @@ def test_every_variable_is_read() -> None:
         "claim_wait_seconds": 5.5,
         "outcome_retry_seconds": 0.5,
         "ca_file": Path("/etc/shiftboss/ca.crt"),
+        "ca_data": None,  # one or the other: see test_ca_file_and_ca_data_exclude_each_other
     }
+    ca_data = {**env, "SHIFTBOSS_CA_FILE": "", "SHIFTBOSS_CA_DATA": "-----BEGIN CERT..."}
+    assert WorkerConfig.from_env(ca_data).ca_data == "-----BEGIN CERT..."
 
 
 def test_missing_required_variables_are_all_named() -> None:
@@ -113,13 +116,41 @@ def test_default_worker_id_is_a_valid_name(monkeypatch: pytest.MonkeyPatch) -> N
     WorkerConfig(operator_url="http://x", pool="p")  # validates the default
 
 
-def test_ca_file_needs_an_https_operator_url(tmp_path: Path) -> None:
+@pytest.mark.parametrize("var", ["SHIFTBOSS_CA_FILE", "SHIFTBOSS_CA_DATA"])
+def test_a_ca_needs_an_https_operator_url(var: str) -> None:
     with pytest.raises(ConfigError) as info:
-        WorkerConfig.from_env({**REQUIRED, "SHIFTBOSS_CA_FILE": str(tmp_path / "ca.crt")})
+        WorkerConfig.from_env({**REQUIRED, var: "/etc/ca.crt"})
     assert str(info.value) == (
-        "SHIFTBOSS_CA_FILE is set but SHIFTBOSS_OPERATOR_URL=http://op:8081 is not https://: "
-        "use the operator's https:// URL, or unset SHIFTBOSS_CA_FILE"
+        f"{var} is set but SHIFTBOSS_OPERATOR_URL=http://op:8081 is not https://: "
+        f"use the operator's https:// URL, or unset {var}"
     )
+
+
+def test_ca_file_and_ca_data_exclude_each_other() -> None:
+    env = {**HTTPS, "SHIFTBOSS_CA_FILE": "/etc/ca.crt", "SHIFTBOSS_CA_DATA": "-----BEGIN..."}
+    with pytest.raises(ConfigError) as info:
+        WorkerConfig.from_env(env)
+    message = str(info.value)
+    assert message.startswith("SHIFTBOSS_CA_FILE and SHIFTBOSS_CA_DATA are both set:")
+    assert "remove SHIFTBOSS_CA_FILE from the pool's env" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("just text", "(it holds no PEM certificate)"),
+        ("caf\u00e9 -----BEGIN CERTIFICATE-----", "(it holds no PEM certificate)"),
+        ("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n", "("),
+    ],
+)
+def test_unusable_ca_data_names_the_variable_and_the_fix(content: str, problem: str) -> None:
+    config = WorkerConfig.from_env({**HTTPS, "SHIFTBOSS_CA_DATA": content})
+    with pytest.raises(ConfigError) as info:
+        config.tls_verify()
+    message = str(info.value)
+    assert message.startswith(f"SHIFTBOSS_CA_DATA: not a PEM CA bundle {problem}")
+    assert "set it to the PEM text of the CA bundle that signed the operator's" in message
+    assert "bm90IGEgY2VydA" not in message  # the bundle itself is not echoed
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -85,12 +86,21 @@ async def tls_operator(tmp_path: Path):
     await operator.stop()
 
 
-async def test_the_worker_verifies_the_operator_with_the_ca_file(
-    tls_operator, tmp_path: Path
+def trust(source: str, ca_file: Path) -> dict[str, Any]:
+    """The config that trusts the CA of ``ca_file``: the file, or its text (as the
+    operator gives it to the pods it makes)."""
+    return {"ca_file": ca_file} if source == "file" else {"ca_data": ca_file.read_text()}
+
+
+@pytest.mark.parametrize("source", ["file", "data"])
+async def test_the_worker_verifies_the_operator_with_the_ca(
+    tls_operator, tmp_path: Path, source: str
 ) -> None:
     operator, ca_file = tls_operator
     assert operator.url.startswith("https://127.0.0.1:")
-    config = make_config(operator_url=operator.url, ca_file=ca_file, token_file=tmp_path / "token")
+    config = make_config(
+        operator_url=operator.url, token_file=tmp_path / "token", **trust(source, ca_file)
+    )
     worker = one_skill_worker()
     serving = asyncio.create_task(worker.serve(config, handle_signals=False))
     try:
@@ -120,6 +130,24 @@ async def test_a_wrong_ca_file_is_a_clear_config_error(tls_operator, tmp_path: P
         "set SHIFTBOSS_CA_FILE to the CA bundle that signed the operator's serving certificate"
     )
     assert operator.registers == []  # nothing was sent over an unverified connection
+
+
+async def test_a_wrong_ca_data_is_a_clear_config_error(tls_operator, tmp_path: Path) -> None:
+    operator, _ = tls_operator
+    wrong_ca, _ = write_ca_and_server_cert(tmp_path, "wrong")
+    config = make_config(
+        operator_url=operator.url, ca_data=wrong_ca.read_text(), token_file=tmp_path / "token"
+    )
+    with pytest.raises(ConfigError) as info:
+        await asyncio.wait_for(one_skill_worker().serve(config, handle_signals=False), 5)
+    message = str(info.value)
+    assert message.startswith(
+        f"SHIFTBOSS_CA_DATA: the operator's certificate at {operator.url} is not signed by it ("
+    )
+    assert message.endswith(
+        "give the operator (--worker-ca-file) the CA bundle that signed its serving certificate"
+    )
+    assert operator.registers == []
 
 
 async def test_without_a_ca_file_an_untrusted_operator_says_what_to_set(
