@@ -171,7 +171,7 @@ def _user_env(pool: WorkerPool) -> list[dict[str, Any]]:
 
 def _operator_env(pool: WorkerPool, operator_url: str, ca_data: str | None) -> list[dict[str, Any]]:
     spec = pool.spec
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "SHIFTBOSS_OPERATOR_URL", "value": operator_url},
         {"name": "SHIFTBOSS_POOL", "value": _pool_name(pool)},
         {
