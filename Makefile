@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 export SHIFTBOSS_CACHE ?= $(HOME)/.cache/shiftboss
 K8S_BIN := $(SHIFTBOSS_CACHE)/k8s-v$(KUBE_VERSION)-etcd-v$(ETCD_VERSION)/bin
 export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
+export SHIFTBOSS_HELM := $(SHIFTBOSS_CACHE)/helm-v$(HELM_VERSION)/helm
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane test unit integration lint format go crds openapi demo bench bench-scale clean
+.PHONY: help venv control-plane helm test unit integration lint format go crds manifests openapi demo bench bench-scale clean
 
 help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
@@ -17,7 +18,9 @@ help:
 	@echo "make unit           unit tests only (no cluster)"
 	@echo "make go             the Go SDK: gofmt, go vet, go test"
 	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
-	@echo "make crds           regenerate crds/ from the pydantic models"
+	@echo "make helm           build helm v$(HELM_VERSION) from its Go module into $(SHIFTBOSS_HELM)"
+	@echo "make crds           regenerate crds/ (and the chart's copy) from the pydantic models"
+	@echo "make manifests      regenerate deploy/kustomize/ from the Helm chart"
 	@echo "make openapi        regenerate docs/worker-api.openapi.json from the protocol models"
 	@echo "make bench          benchmarks, at most ~10 min: the API server's ceiling, bursts of 1,000 and 10,000"
 	@echo "                    jobs, batch/v1 side by side, memory, restart, 5 min sustained; a table and"
@@ -39,6 +42,9 @@ venv: $(VENV)/.installed
 control-plane:
 	bash hack/build-control-plane.sh
 
+helm:
+	bash hack/build-helm.sh
+
 lint: venv
 	$(VENV)/bin/ruff check shiftboss worker_runtime tests examples
 	$(VENV)/bin/ruff format --check shiftboss worker_runtime tests examples
@@ -54,7 +60,7 @@ go:
 		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go vet ./... \
 		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go test ./...
 
-unit: venv
+unit: venv helm
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
 # Two workers, each with a local control plane of its own; a test file stays on one worker.
@@ -63,11 +69,14 @@ PARALLEL ?= -n 2 --dist loadfile
 integration: venv control-plane
 	$(VENV)/bin/pytest tests/integration -q $(PARALLEL) $(PYTEST_ARGS)
 
-test: venv control-plane lint go
+test: venv control-plane helm lint go
 	$(VENV)/bin/pytest tests -q $(PARALLEL) $(PYTEST_ARGS)
 
 crds: venv
-	$(PY) -m shiftboss.api.crdgen crds/
+	$(PY) -m shiftboss.api.crdgen crds/ charts/shiftboss/files/crds/
+
+manifests: venv helm
+	$(PY) hack/render-kustomize.py
 
 openapi: venv
 	$(PY) -m shiftboss.protocol_doc docs/worker-api.openapi.json

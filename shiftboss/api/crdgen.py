@@ -9,6 +9,9 @@ Usage::
     python -m shiftboss.api.crdgen crds/            # (re)write crds/shiftboss.io_*.yaml
     python -m shiftboss.api.crdgen --check crds/    # exit 1, with a diff, when they drifted
 
+Several directories may be named: ``make crds`` writes ``crds/`` and the Helm chart's
+copy (``charts/shiftboss/files/crds/``) in one run.
+
 From code, :func:`render_crds` returns the CRDs as dicts (keyed by CRD name), ready to
 create through the API.
 
@@ -435,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m shiftboss.api.crdgen",
         description="Generate the Shiftboss CRDs from the pydantic models.",
     )
-    parser.add_argument("out_dir", help="directory of the CRD files (crds/)")
+    parser.add_argument(
+        "out_dirs", nargs="+", metavar="out_dir", help="directory of the CRD files (crds/)"
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -444,19 +449,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.check:
-            problems = check_crds(args.out_dir)
+            problems = [problem for out_dir in args.out_dirs for problem in check_crds(out_dir)]
             if problems:
                 sys.stderr.write("".join(problems))
                 sys.stderr.write(
-                    f"\nThe CRDs in {args.out_dir} are out of date with the models in "
-                    "shiftboss/api/: run `make crds` (python -m shiftboss.api.crdgen "
-                    f"{args.out_dir}) and commit the result.\n"
+                    f"\nThe CRDs in {' '.join(args.out_dirs)} are out of date with the models "
+                    "in shiftboss/api/: run `make crds` and commit the result.\n"
                 )
                 return 1
-            print(f"CRDs in {args.out_dir} are up to date")
+            print(f"CRDs in {' '.join(args.out_dirs)} are up to date")
             return 0
-        for path in write_crds(args.out_dir):
-            print(f"wrote {path}")
+        for out_dir in args.out_dirs:
+            for path in write_crds(out_dir):
+                print(f"wrote {path}")
         return 0
     except SchemaError as exc:
         sys.stderr.write(f"error: {exc}\n")
