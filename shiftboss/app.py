@@ -62,6 +62,7 @@ class App:
             self.client,
             self.events,
             operator_url=settings.advertised_url(),
+            worker_ca_data=settings.worker_ca_data(),
             queued=self.dispatcher.queued_count,
             running=self.dispatcher.running_count,
             busy_workers=self.dispatcher.busy_workers,

@@ -30,6 +30,7 @@ RUN_OPTIONS = {
     "cancel_grace_seconds": "SHIFTBOSS_CANCEL_GRACE_SECONDS",
     "tls_cert_file": "SHIFTBOSS_TLS_CERT_FILE",
     "tls_key_file": "SHIFTBOSS_TLS_KEY_FILE",
+    "worker_ca_file": "SHIFTBOSS_WORKER_CA_FILE",
     "leader_elect_namespace": "SHIFTBOSS_LEADER_ELECT_NAMESPACE",
     "leader_elect_lease_seconds": "SHIFTBOSS_LEADER_ELECT_LEASE_SECONDS",
     "shard": "SHIFTBOSS_SHARD",
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "before it is cancelled (default 5)",
         "tls_cert_file": "serve the worker API over TLS with this certificate (PEM)",
         "tls_key_file": "the private key of --tls-cert-file (PEM)",
+        "worker_ca_file": "a PEM CA bundle that worker pods verify the worker API's "
+        "certificate with (given to them as SHIFTBOSS_CA_DATA; a new bundle rolls them)",
         "leader_elect_namespace": "namespace of the leader Lease (default: the kubeconfig's)",
         "leader_elect_lease_seconds": "standbys take over after the leader missed renewing "
         "its Lease for this long (default 15)",

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from worker_runtime.config import ca_context
 
 #: A DNS-1123 label, as Kubernetes names namespaces.
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -33,6 +43,9 @@ class OperatorSettings(BaseModel):
     #: Serve the worker API over TLS with this certificate and key (PEM files).
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    #: A PEM CA bundle every worker verifies the worker API's certificate with: its text
+    #: goes to the worker pods as SHIFTBOSS_CA_DATA.
+    worker_ca_file: str | None = None
     #: Run only while holding a Lease, so that several replicas can stand by.
     leader_elect: bool = False
     #: Namespace of that Lease (default: the kubeconfig's or the pod's namespace).
@@ -65,6 +78,30 @@ class OperatorSettings(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL that worker pods can reach")
         return value
+
+    @field_validator("worker_ca_file")
+    @classmethod
+    def _ca_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        try:
+            ca_context(Path(value).read_bytes().decode("ascii", errors="replace"))
+        except OSError as exc:
+            raise ValueError(f"cannot read it: {exc.strerror}") from None
+        # Workers verify only over https: a CA for an http:// URL would stop every one.
+        url = info.data.get("worker_api_url") or (
+            "https://" if info.data.get("tls_cert_file") else "http://"
+        )
+        if not url.startswith("https://"):
+            raise ValueError(
+                "workers verify the worker API with it over https only: serve TLS "
+                "(--tls-cert-file) or advertise an https:// --worker-api-url"
+            )
+        return value
+
+    def worker_ca_data(self) -> str | None:
+        """The PEM text of ``worker_ca_file`` (checked when the settings were made)."""
+        return Path(self.worker_ca_file).read_text() if self.worker_ca_file else None
 
     @model_validator(mode="after")
     def _tls_pair(self) -> OperatorSettings:
