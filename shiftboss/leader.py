@@ -41,6 +41,7 @@ from shiftboss.kube.leases import (
     LeaseUnavailable,
     micro_time,
 )
+from shiftboss.ownpod import LeaderLabel
 from shiftboss.renewal import keep_renewing
 
 log = logging.getLogger("shiftboss.leader")
@@ -260,6 +261,7 @@ async def run_elected(
     *,
     standing_by: AbstractAsyncContextManager[object],
     stop_acting: Callable[[], None],
+    leader_label: LeaderLabel | None = None,
 ) -> int:
     """Stand by (inside ``standing_by``) until elected, then ``operate`` while leading.
 
@@ -267,22 +269,42 @@ async def run_elected(
     stops it just before it binds the same address (``App.before_listen``), and leaving
     ``standing_by`` stops it at the latest (stopping twice is harmless).
 
+    ``leader_label`` (``shiftboss.ownpod``) marks the replica's own pod as the leader's,
+    for the Service: removed before standing by, set on election before ``operate``
+    starts, removed on losing the Lease and before releasing it.  Each step waits for
+    its patch up to the renew deadline, or until one attempt failed; the label then goes
+    on being retried beside it.
+
     Returns the process exit status: 0 after ``operate`` returned (the Lease is
     released), 1 after leadership was lost (``stop_acting`` has been called, then
     ``operate`` cancelled), so that the pod restarts as a standby.
     """
-    async with standing_by:
-        await elector.acquire()
-        keeper = asyncio.create_task(elector.keep(stop_acting), name="leader lease")
-        operator = asyncio.create_task(operate(), name="operator")
-        await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
-        if keeper.done():  # keep() has stopped acting already; now stop the rest
-            operator.cancel()
-            await asyncio.gather(operator, keeper, return_exceptions=True)
-            return 1
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
-        await elector.release()
-        operator.result()  # a crash of the operator still surfaces, after the release
-        return 0
+    label = leader_label if leader_label is not None else LeaderLabel(None, None)
+    settle_seconds = elector.timing.renew_deadline_seconds
+
+    async def lead() -> None:
+        label.want(True)
+        await label.settle(settle_seconds)  # routed here before /v1 is served, if possible
+        await operate()
+
+    async with label:
+        # Before the standby answers /readyz: a former leader's pod must not stay routed.
+        await label.settle(settle_seconds)
+        async with standing_by:
+            await elector.acquire()
+            keeper = asyncio.create_task(elector.keep(stop_acting), name="leader lease")
+            operator = asyncio.create_task(lead(), name="operator")
+            await asyncio.wait({keeper, operator}, return_when=asyncio.FIRST_COMPLETED)
+            label.want(False)
+            if keeper.done():  # keep() has stopped acting already; now stop the rest
+                operator.cancel()
+                await asyncio.gather(operator, keeper, return_exceptions=True)
+                await label.settle(settle_seconds)
+                return 1
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await label.settle(settle_seconds)  # before a new leader can label its own pod
+            await elector.release()
+            operator.result()  # a crash of the operator still surfaces, after the release
+            return 0

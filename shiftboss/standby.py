@@ -1,9 +1,14 @@
 """What a standby replica serves on the operator's address while it waits for the Lease.
 
 ``/healthz`` answers 200 (the process is fine: a liveness probe must not kill a
-standby), ``/readyz`` 503 (a Service must not route workers here), and every ``/v1/...``
-request 503 ``not_leader``, which workers treat as "the operator is absent": they keep
-their work and retry (``docs/worker-protocol.md``).
+standby), ``/readyz`` 200 with ``"standby": true`` (a standby is healthy and ready to
+take over, so a Deployment of several replicas is fully Available for ``helm --wait``,
+Argo CD and Flux), and every ``/v1/...`` request 503 ``not_leader``, which workers treat
+as "the operator is absent": they keep their work and retry (``docs/worker-protocol.md``).
+
+Readiness therefore does not keep workers away from standbys: the worker API Service
+also selects the label ``shiftboss.io/leader: "true"``, which only the leader's pod
+carries (``shiftboss.ownpod``).  The leader's own ``/readyz`` carries no ``standby`` key.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    body = StandbyReadiness(ready=False, standby=True, message=STANDBY_MESSAGE)
-    return web.json_response(body, status=503)
+    body = StandbyReadiness(ready=True, standby=True, message=STANDBY_MESSAGE)
+    return web.json_response(body)
 
 
 async def _not_leader(request: web.Request) -> web.Response:
@@ -75,7 +80,9 @@ class StandbyServer:
             ) from exc
         self._runner = runner
         log.info(
-            "standing by: /healthz, /readyz (503) and /v1 (503) on %s:%d", self.host, self.port
+            "standing by: /healthz, /readyz (200, standby) and /v1 (503) on %s:%d",
+            self.host,
+            self.port,
         )
 
     async def stop(self) -> None:

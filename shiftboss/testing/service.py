@@ -1,9 +1,12 @@
 """A stand-in for a Kubernetes Service in front of operator replicas, for tests.
 
 ``ReadyService`` listens on 127.0.0.1 and forwards each new TCP connection to a backend
-whose ``/readyz`` answers 200, polled every ``poll_seconds``: as kube-proxy routes only to
-ready endpoints, so that workers given the Service's URL reach whichever replica leads.
-While no backend is ready it refuses connections, as a Service without endpoints does
+that leads: its ``/readyz`` answers 200 without ``"standby": true``, polled every
+``poll_seconds``.  This stands in for the chart's Service, which selects ready pods that
+carry the leader's label (``shiftboss.ownpod``): standbys are ready too (they answer
+``/readyz`` 200 with ``"standby": true``), so readiness alone would route to them.  Workers
+given the Service's URL thus reach whichever replica leads.
+While no backend leads it refuses connections, as a Service without endpoints does
 (clients see "connection refused": the port stays reserved, but nothing listens on it).
 Bytes are relayed as they are, so a TLS backend is TLS through the Service too.
 
@@ -63,7 +66,7 @@ class ReadyService:
         self._reservation.close()
 
     def ready_backends(self) -> list[str]:
-        """The backends that answered ``/readyz`` 200 at the last poll."""
+        """The backends that answered ``/readyz`` 200, not as a standby, at the last poll."""
         if self._poller is not None and self._poller.done() and not self._poller.cancelled():
             raise RuntimeError("ReadyService stopped polling") from self._poller.exception()
         return list(self._ready)
@@ -82,9 +85,10 @@ class ReadyService:
 
             async def ready(url: str) -> bool:
                 try:  # like the kubelet's HTTPS probes, without verifying the certificate
-                    return (await http.get(f"{url}/readyz")).status_code == 200
+                    answer = await http.get(f"{url}/readyz")
                 except httpx.HTTPError:
                     return False
+                return answer.status_code == 200 and not _says_standby(answer)
 
             while True:
                 answers = await asyncio.gather(*(ready(url) for url in self.backends))
@@ -144,6 +148,14 @@ class ReadyService:
         await asyncio.gather(
             *self._forwarding, *([self._poller] if self._poller else []), return_exceptions=True
         )
+
+
+def _says_standby(answer: httpx.Response) -> bool:
+    try:
+        body = answer.json()
+    except ValueError:  # not JSON: a plain ready backend
+        return False
+    return isinstance(body, dict) and body.get("standby") is True
 
 
 async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

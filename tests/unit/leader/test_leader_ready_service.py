@@ -1,10 +1,12 @@
-"""``shiftboss.testing.service.ReadyService``: a Service stand-in that routes to ready backends."""
+"""``shiftboss.testing.service.ReadyService``: a Service stand-in that routes to the leader."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,17 +17,20 @@ from shiftboss.testing.service import ReadyService
 
 
 class Backend:
-    """A tiny HTTP server: ``/readyz`` answers 200 or 503 as told, ``/who`` its name."""
+    """A tiny HTTP server: ``/readyz`` answers 200 or 503 as told, as a standby or not
+    (as the operator's replicas do), ``/who`` its name."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.ready = name, False
+        self.name, self.ready, self.standby = name, False, False
         backend = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/readyz":
                     self.send_response(200 if backend.ready else 503)
-                    body = b""
+                    # A standby says so in JSON; the others answer plain text.
+                    standby = {"ready": backend.ready, "standby": True}
+                    body = json.dumps(standby).encode() if backend.standby else b"ok"
                 else:
                     self.send_response(200)
                     body = backend.name.encode()
@@ -94,3 +99,20 @@ def test_a_backend_that_dies_stops_receiving_connections(backends):
         first.close()
         wait_until(lambda: refused(service.port), timeout=5, what="the dead backend dropped")
         assert service.ready_backends() == []
+
+
+def test_a_ready_standby_gets_no_connections(backends):
+    first, second = backends
+    second.ready = second.standby = True  # a standby: ready to take over, not serving
+    with ReadyService([first.url, second.url], poll_seconds=0.1) as service:
+        time.sleep(0.5)
+        assert refused(service.port)
+        assert service.ready_backends() == []
+
+        first.ready = True
+        wait_until(lambda: answers(service) == "first", timeout=5, what="routing to first")
+        assert {answers(service) for _ in range(5)} == {"first"}
+
+        first.ready, second.standby = False, False  # a hand-over: second leads
+        wait_until(lambda: answers(service) == "second", timeout=5, what="routing to second")
+        assert service.ready_backends() == [second.url]

@@ -1,4 +1,4 @@
-"""``run_elected``: stand by, lead, and stop in the right order (virtual time)."""
+"""``run_elected``: stand by, lead, label the pod, and stop in the right order (virtual time)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from lease_fakes import FakeLeaseBackend, Fault, now, run_virtual
+from pod_fakes import FakePods
 
+from shiftboss.kube.client import ApiError
 from shiftboss.kube.leases import LeaseSpec
 from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
+from shiftboss.ownpod import LeaderLabel, PodRef
 
 TIMING = ElectionTiming.for_lease(15)
 
@@ -113,3 +116,100 @@ def test_an_operator_crash_still_releases_the_lease_and_surfaces():
         assert "stopped acting" not in story.names()
 
     run_virtual(scenario())
+
+
+POD = PodRef(name="op-1", namespace="sb")
+
+
+def labelled(story: Story, *, fail: bool = False, latency: float = 0) -> LeaderLabel:
+    """A ``LeaderLabel`` on a fake pod whose changes are steps of ``story``."""
+    pods = FakePods(
+        "/api/v1/namespaces/sb/pods/op-1",
+        on_change=lambda value: story("labelled" if value else "unlabelled"),
+        latency=latency,
+    )
+    if fail:
+        pods.errors = [ApiError(403, "Forbidden", "no")] * 1000
+    return LeaderLabel(pods, POD)
+
+
+def test_the_label_goes_before_standing_by_leading_and_away_before_the_release():
+    async def scenario():
+        backend = FakeLeaseBackend()
+        story = Story()
+        released_when = []
+
+        class Recorded(LeaderElector):
+            async def release(self) -> None:
+                released_when.append(list(story.names()))
+                await super().release()
+
+        status = await run_elected(
+            Recorded(backend.client("a"), TIMING, "a"),
+            lambda: story.operate(seconds=30),
+            standing_by=story.standby(),
+            stop_acting=lambda: story("stopped acting"),
+            leader_label=labelled(story, latency=0.5),  # each step waits for its patch
+        )
+        assert status == 0
+        assert story.names() == [
+            "unlabelled",  # at start: a restarted former leader's pod must not stay routed
+            "standby up",
+            "labelled",  # before the operator serves /v1
+            "operating",
+            "operator done",
+            "unlabelled",
+            "standby down",
+        ]
+        assert released_when == [story.names()[:-1]]  # unlabelled before the release
+
+    run_virtual(scenario())
+
+
+def test_losing_the_lease_removes_the_label_after_acting_stopped():
+    async def scenario():
+        backend = FakeLeaseBackend()
+        client = backend.client("a")
+        story = Story()
+        elected = asyncio.create_task(
+            run_elected(
+                LeaderElector(client, TIMING, "a"),
+                story.operate,
+                standing_by=story.standby(),
+                stop_acting=lambda: story("stopped acting"),
+                leader_label=labelled(story),
+            )
+        )
+        await asyncio.sleep(5)
+        backend.put(LeaseSpec(holder="b", duration_seconds=15))  # taken over
+        assert await elected == 1
+        # The patch is sent as the operator is cancelled (the Kopf side must stop acting
+        # at once), and lands before the standby goes.
+        assert story.names()[3:] == [
+            "operating",
+            "stopped acting",
+            "operator cancelled",
+            "unlabelled",
+            "standby down",
+        ]
+
+    run_virtual(scenario())
+
+
+def test_a_label_that_cannot_be_written_does_not_keep_the_replica_from_leading(caplog):
+    async def scenario():
+        backend = FakeLeaseBackend()
+        story = Story()
+        status = await run_elected(
+            LeaderElector(backend.client("a"), TIMING, "a"),
+            lambda: story.operate(seconds=30),
+            standing_by=story.standby(),
+            stop_acting=lambda: story("stopped acting"),
+            leader_label=labelled(story, fail=True),
+        )
+        assert status == 0
+        assert story.names() == ["standby up", "operating", "operator done", "standby down"]
+        assert story.at("operating") == 0  # no wait beyond the failed attempts
+
+    run_virtual(scenario())
+    assert "needs the RBAC rule" in caplog.text

@@ -14,16 +14,16 @@ from shiftboss.testing.pki import write_self_signed
 from worker_runtime.protocol import ErrorResponse
 
 
-async def test_a_standby_is_alive_not_ready_and_refuses_the_protocol_with_503():
+async def test_a_standby_is_alive_ready_as_a_standby_and_refuses_the_protocol_with_503():
     port = free_port()
     async with (
         StandbyServer("127.0.0.1", port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
         assert (await http.get("/healthz")).status_code == 200
-        ready = await http.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["ready"] is False
+        ready = await http.get("/readyz")  # ready to take over: the Deployment is Available
+        assert ready.status_code == 200
+        assert (ready.json()["ready"], ready.json()["standby"]) == (True, True)
         assert "standby" in ready.json()["message"]
         for method, path in [
             ("POST", "/v1/workers/register"),
