@@ -328,7 +328,9 @@ class LocalCluster(KubectlMixin):
                 f"--kubeconfig={self.kubeconfig}",
                 "--leader-elect=false",
                 "--secure-port=0",
-                "--controllers=*",
+                # Endpoints and EndpointSlices may not hold loopback addresses, which every
+                # pod IP here is: the process node routes Services from pods itself.
+                "--controllers=*,-endpoints-controller,-endpointslice-controller",
                 f"--root-ca-file={self.pki.file('ca.crt')}",
                 f"--service-account-private-key-file={self.pki.file('sa.key')}",
                 "--use-service-account-credentials=false",

@@ -1,9 +1,9 @@
 """kube-proxy's job on the process node: Services reachable at their ClusterIP.
 
-The proxy watches Services and EndpointSlices (the endpointslice controller of
-kube-controller-manager fills those from pod readiness) and, for every TCP port of a
-Service whose ClusterIP lies in the cluster's loopback Service CIDR, listens on
-ClusterIP:port while the Service has ready endpoints.  Each accepted connection goes to
+The proxy watches Services and pods (it also stands in for the endpointslice
+controller, which cannot publish loopback pod IPs: see ``servicetable``) and, for every
+TCP port of a Service whose ClusterIP lies in the cluster's loopback Service CIDR,
+listens on ClusterIP:port while the Service has ready endpoints.  Each accepted connection goes to
 the next ready endpoint in turn, bytes relayed as they are (TLS passes through).
 
 Like kube-proxy:
@@ -23,14 +23,13 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from shiftboss.kube.client import KubeClient, Resource
+from shiftboss.kube.client import PODS, KubeClient, Resource
 from shiftboss.kube.informer import Informer, KubeObject, ObjectCallback
 from shiftboss.testing.node.servicetable import Backend, Frontend, Routes, ServiceTable
 
 log = logging.getLogger("shiftboss.node.services")
 
 SERVICES = Resource("", "v1", "services")
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 CONNECT_TIMEOUT_SECONDS = 5.0
 #: The most bytes read from one side before they are written to the other: each
 #: connection buffers at most this much per direction (the writer is drained first).
@@ -65,7 +64,7 @@ class Forwarder:
     async def apply(self, routes: Routes) -> None:
         for frontend in [f for f in self._listeners if not routes.get(f)]:
             self._listeners.pop(frontend).server.close()  # open connections carry on
-            log.info("service %s:%d: no ready endpoints, not listening", *_addr(frontend))
+            log.info("service %s %s:%d: no ready endpoints, not listening", *_addr(frontend))
         for frontend, backends in routes.items():
             if not backends:
                 continue
@@ -76,13 +75,13 @@ class Forwarder:
                         functools.partial(self._forward, frontend), frontend.ip, frontend.port
                     )
                 except OSError as exc:
-                    log.warning("service %s:%d: cannot listen (%s)", *_addr(frontend), exc)
+                    log.warning("service %s %s:%d: cannot listen (%s)", *_addr(frontend), exc)
                     continue
                 listener = self._listeners[frontend] = _Listener(server, backends)
             elif listener.backends == backends:
                 continue
             listener.backends = backends
-            log.info("service %s:%d -> %s", *_addr(frontend), _describe(backends))
+            log.info("service %s %s:%d -> %s", *_addr(frontend), _describe(backends))
 
     async def _forward(
         self, frontend: Frontend, client_in: asyncio.StreamReader, client: asyncio.StreamWriter
@@ -102,7 +101,7 @@ class Forwarder:
                 )
             except (OSError, TimeoutError) as exc:
                 log.info(
-                    "service %s:%d: endpoint %s:%d failed: %s", *_addr(frontend), host, port, exc
+                    "service %s %s:%d: endpoint %s:%d failed: %s", *_addr(frontend), host, port, exc
                 )
                 client.transport.abort()
                 return
@@ -130,7 +129,7 @@ class Forwarder:
 
 
 class ServiceProxy:
-    """Watches Services and EndpointSlices and keeps a ``Forwarder`` in line with them.
+    """Watches Services and pods and keeps a ``Forwarder`` in line with them.
     Run with ``run()`` (as a task); cancelling it closes every listener and connection."""
 
     def __init__(self, client: KubeClient, cidr: ipaddress.IPv4Network) -> None:
@@ -147,10 +146,10 @@ class ServiceProxy:
             ),
             Informer(
                 client,
-                ENDPOINTSLICES,
+                PODS,
                 None,
-                on_object=self._then_apply(self.table.slice_changed),
-                on_deleted=self._then_apply(self.table.slice_deleted),
+                on_object=self._then_apply(self.table.pod_changed),
+                on_deleted=self._then_apply(self.table.pod_deleted),
             ),
         ]
 
@@ -186,8 +185,8 @@ async def relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             sink.write_eof()
 
 
-def _addr(frontend: Frontend) -> tuple[str, int]:
-    return frontend.ip, frontend.port
+def _addr(frontend: Frontend) -> tuple[str, str, int]:
+    return frontend.service, frontend.ip, frontend.port
 
 
 def _describe(backends: list[Backend]) -> str:
