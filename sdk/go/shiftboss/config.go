@@ -30,6 +30,7 @@ const (
 	EnvClaimWait    = "SHIFTBOSS_CLAIM_WAIT_SECONDS"
 	EnvOutcomeRetry = "SHIFTBOSS_OUTCOME_RETRY_SECONDS"
 	EnvCAFile       = "SHIFTBOSS_CA_FILE"
+	EnvCAData       = "SHIFTBOSS_CA_DATA"
 )
 
 // hints says what a good value of each variable looks like.
@@ -43,6 +44,7 @@ var hints = map[string]string{
 	EnvClaimWait:    "a number of seconds from 0 to 60",
 	EnvOutcomeRetry: "a number of seconds >= 0: how long an outcome is re-sent while the operator is away (default 900)",
 	EnvCAFile:       "the path of a PEM file holding the CA certificate(s) that signed the operator's serving certificate, or unset it to use the system's roots",
+	EnvCAData:       "the PEM text of the CA certificate(s) that signed the operator's serving certificate (the operator sets it from its --worker-ca-file), or unset it",
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
@@ -61,6 +63,9 @@ type Config struct {
 	OutcomeRetry time.Duration
 	// CAFile is a PEM bundle: when set, the operator's certificate must chain to it.
 	CAFile string
+	// CAData is the same as PEM text (the operator gives it to the pods it creates);
+	// at most one of CAFile and CAData is set.
+	CAData string
 }
 
 // ConfigError names an environment variable (or Config field) at fault and the fix.
@@ -76,6 +81,9 @@ func (e *ConfigError) Error() string {
 		return fmt.Sprintf("%s is not set: set it to %s", e.Variable, hint)
 	}
 	msg := fmt.Sprintf("%s=%q is invalid (%s)", e.Variable, e.Value, e.Problem)
+	if e.Value == "" { // nothing worth quoting (or too long to: a PEM bundle)
+		msg = fmt.Sprintf("%s is invalid (%s)", e.Variable, e.Problem)
+	}
 	if hint != "" {
 		msg += ": set it to " + hint
 	}
@@ -104,6 +112,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		ClaimWait:    20 * time.Second,
 		OutcomeRetry: DefaultOutcomeRetry,
 		CAFile:       get(EnvCAFile),
+		CAData:       get(EnvCAData),
 	}
 	if cfg.WorkerID == "" {
 		cfg.WorkerID = DefaultWorkerID()
@@ -183,10 +192,11 @@ func (c Config) Validate() error {
 	if c.OutcomeRetry < 0 {
 		bad(EnvOutcomeRetry, secondsText(c.OutcomeRetry), "must be >= 0")
 	}
-	if c.CAFile != "" {
-		if _, err := loadCAPool(c.CAFile); err != nil {
-			problems = append(problems, err)
-		}
+	if _, err := c.caPool(); err != nil {
+		problems = append(problems, err)
+	}
+	if v := c.caVariable(); v != "" && c.OperatorURL != "" && !strings.HasPrefix(c.OperatorURL, "https://") {
+		bad(v, "", "it is set but "+EnvOperatorURL+"="+c.OperatorURL+" is not https://: use the operator's https:// URL, or unset "+v)
 	}
 	return errors.Join(problems...)
 }

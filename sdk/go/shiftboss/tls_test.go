@@ -97,10 +97,28 @@ func tlsOperator(t *testing.T, op *fakeOperator, ca *testCA) string {
 }
 
 func TestAWorkerVerifiesTheOperatorAgainstTheCAFile(t *testing.T) {
-	op := newFakeOperator(t)
 	ca := newTestCA(t, "shiftboss-ca")
+	workOverTLS(t, ca, func(cfg *Config) { cfg.CAFile = ca.file(t) })
+}
+
+// The operator gives the pods it creates its CA as text: SHIFTBOSS_CA_DATA.
+func TestAWorkerVerifiesTheOperatorAgainstTheCAData(t *testing.T) {
+	ca := newTestCA(t, "shiftboss-ca")
+	cfg, err := ConfigFromLookup(lookup(map[string]string{
+		EnvOperatorURL: "https://op", EnvPool: "p", EnvCAData: string(ca.pem),
+	}))
+	if err != nil || cfg.CAData != strings.TrimSpace(string(ca.pem)) {
+		t.Fatalf("ConfigFromLookup = %q, %v", cfg.CAData, err)
+	}
+	workOverTLS(t, ca, func(c *Config) { c.CAData = cfg.CAData })
+}
+
+// workOverTLS runs a job through a worker, configured by trust, of an operator
+// serving a certificate signed by ca.
+func workOverTLS(t *testing.T, ca *testCA, trust func(*Config)) {
+	op := newFakeOperator(t)
 	cfg := testConfig(tlsOperator(t, op, ca))
-	cfg.CAFile = ca.file(t)
+	trust(&cfg)
 	cfg.TokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(cfg.TokenFile, []byte("tok"), 0o600); err != nil {
 		t.Fatal(err)
@@ -136,6 +154,51 @@ func TestAnOperatorCertificateFromAnotherCAIsRefused(t *testing.T) {
 	}
 	if n := op.count("register", ""); n != 0 {
 		t.Errorf("%d registrations reached an operator that could not be verified", n)
+	}
+}
+
+func TestCAFileAndCADataExcludeEachOther(t *testing.T) {
+	ca := newTestCA(t, "shiftboss-ca")
+	_, err := ConfigFromLookup(lookup(map[string]string{
+		EnvOperatorURL: "https://op", EnvPool: "p", EnvCAFile: ca.file(t), EnvCAData: string(ca.pem),
+	}))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Variable != EnvCAData {
+		t.Fatalf("%v, want a ConfigError naming %s", err, EnvCAData)
+	}
+	if msg := err.Error(); !strings.Contains(msg, EnvCAFile+" is set too") || !strings.Contains(msg, "remove "+EnvCAFile) {
+		t.Errorf("%q does not say which two variables clash and what to do", msg)
+	}
+}
+
+func TestABadCADataIsAConfigError(t *testing.T) {
+	notPEM := "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----"
+	_, err := ConfigFromLookup(lookup(map[string]string{
+		EnvOperatorURL: "https://op", EnvPool: "p", EnvCAData: notPEM,
+	}))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Variable != EnvCAData {
+		t.Fatalf("%v, want a ConfigError naming %s", err, EnvCAData)
+	}
+	want := EnvCAData + " is invalid (it holds no PEM certificate): set it to the PEM text"
+	if msg := err.Error(); !strings.HasPrefix(msg, want) || strings.Contains(msg, "bm90") {
+		t.Errorf("%q: want %q..., without the bundle itself", msg, want)
+	}
+}
+
+func TestACANeedsAnHTTPSOperatorURL(t *testing.T) {
+	ca := newTestCA(t, "shiftboss-ca")
+	for variable, value := range map[string]string{EnvCAFile: ca.file(t), EnvCAData: string(ca.pem)} {
+		_, err := ConfigFromLookup(lookup(map[string]string{
+			EnvOperatorURL: "http://op", EnvPool: "p", variable: value,
+		}))
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Variable != variable {
+			t.Fatalf("%s: %v, want a ConfigError naming it", variable, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "http://op is not https://") {
+			t.Errorf("%s: %q does not say the URL must be https://", variable, msg)
+		}
 	}
 }
 
