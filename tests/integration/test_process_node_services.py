@@ -116,6 +116,11 @@ def test_cluster_ip_routes_to_ready_selected_pods(local, namespace, tmp_path):
         "-n", namespace, "wait", "pod/web-a", "pod/web-b", "--for=condition=Ready", "--timeout=60s"
     )
     wait_answers(ip, {"web-a"})  # only the labelled pod, never the other
+    kubernetes = local.get_json("-n", "default", "service", "kubernetes")["spec"]["clusterIP"]
+    assert kubernetes == str(local.service_cidr[1])  # the API server's CIDR is the node's
+    for name in ("web-a", "web-b"):
+        pod_ip = local.get_json("-n", namespace, "pod", name)["status"]["podIP"]
+        assert ipaddress.IPv4Address(pod_ip) < local.service_cidr.network_address
 
     def label(name: str, value: str) -> None:
         local.kubectl("-n", namespace, "label", "pod", name, f"leader={value}", "--overwrite")
