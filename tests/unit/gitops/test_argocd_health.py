@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argocd_lua import ARGOCD, health, script
+from gitops_checks import ARGOCD, health, script
 
 from shiftboss.api.job import Job
 from shiftboss.api.workerpool import WorkerPool

@@ -1,6 +1,6 @@
 """WorkerPool status against kstatus (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux,
-kpt and Helm 4's --wait use for custom resources: its generic rules, ported below, must
-read each pool state the way the pool's own Ready condition and Argo CD's check do."""
+kpt and Helm 4's --wait use for custom resources: its generic rules must read each pool
+state the way the pool's own Ready condition and Argo CD's check do."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from argocd_lua import ARGOCD, health
+from gitops_checks import ARGOCD, health, kstatus
 
 from shiftboss.api.workerpool import WorkerPool
 from shiftboss.pools.health import Trouble
@@ -18,24 +18,6 @@ from shiftboss.pools.podview import PodView
 from shiftboss.pools.status import pool_status
 
 FIXTURES = ARGOCD / "shiftboss.io" / "WorkerPool" / "testdata"
-
-
-def kstatus(obj: dict[str, Any]) -> str:
-    """kstatus's ``Compute`` for a custom resource: deletion, then an unobserved
-    generation, then Reconciling / Stalled while True; otherwise Current."""
-    if obj["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    status = obj.get("status") or {}
-    generation = obj["metadata"].get("generation")
-    observed = status.get("observedGeneration")
-    if generation is not None and observed is not None and observed != generation:
-        return "InProgress"
-    for condition in status.get("conditions") or []:
-        if condition["type"] == "Reconciling" and condition["status"] == "True":
-            return "InProgress"
-        if condition["type"] == "Stalled" and condition["status"] == "True":
-            return "Failed"
-    return "Current"
 
 
 #: kstatus and Argo CD on each fixture.  A pool without a status yet is Current to
