@@ -250,6 +250,7 @@ async def _serve_elected(
     """``operate``, with leader election when it is on."""
     from shiftboss.kube.leases import KubeLeaseStore
     from shiftboss.leader import ElectionTiming, LeaderElector, run_elected
+    from shiftboss.ownpod import LeaderLabel, OwnPodError
     from shiftboss.standby import StandbyError, StandbyServer
 
     settings = app.settings
@@ -265,9 +266,13 @@ async def _serve_elected(
     app.before_listen = standby.stop  # the leader's own server takes over the port
     try:
         return await run_elected(
-            elector, operate, standing_by=standby, stop_acting=app.dispatcher.close
+            elector,
+            operate,
+            standing_by=standby,
+            stop_acting=app.dispatcher.close,
+            leader_label=LeaderLabel.from_env(client, os.environ),
         )
-    except StandbyError as exc:
+    except (StandbyError, OwnPodError) as exc:
         print(f"shiftboss run: {exc}", file=sys.stderr)
         return 2
 

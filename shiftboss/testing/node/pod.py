@@ -39,6 +39,10 @@ __all__ = ["NodeContext", "PodRunner", "now"]
 log = logging.getLogger("shiftboss.node")
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: Mount paths left as they are: processes share the host's filesystem, whose /tmp is
+#: writable already, and host paths under it (a test's files) must stay reachable.  A
+#: restricted pod mounts an emptyDir there only because its root filesystem is read-only.
+UNTRANSLATED_MOUNTS = frozenset({"/tmp"})
 
 #: A secret or config map the pod's environment reads: ("secret" | "configmap", name).
 ConfigKey = tuple[str, str]
@@ -181,6 +185,8 @@ class PodRunner:
             host = self.volumes.mounts.get(m["name"])
             if host is None:
                 raise EnvError(f"container {spec['name']!r} mounts unknown volume {m['name']!r}")
+            if m["mountPath"].rstrip("/") in UNTRANSLATED_MOUNTS:
+                continue
             mounts.append((m["mountPath"], str(host / m.get("subPath", "")).rstrip("/")))
         # The kubelet mounts an empty file at terminationMessagePath; here it is rewritten.
         message_file = self.message_path(spec["name"])
