@@ -14,6 +14,7 @@ from shiftboss.jobs.dispatcher import Dispatcher, DispatchSettings
 from shiftboss.jobs.store import JOBS, JobStore
 from shiftboss.kube.client import KubeClient
 from shiftboss.kube.config import KubeConfig
+from shiftboss.kube.discovery import wait_for_resources
 from shiftboss.kube.events import EventRecorder
 from shiftboss.kube.informer import Informer, KubeObject
 from shiftboss.pools.controller import WORKERPOOLS, PoolController
@@ -114,6 +115,7 @@ class App:
         looks idle and is picked for a scale-down; the worker API is served last, so that
         a worker re-registering after a restart never hears "unknown pool".
         """
+        await wait_for_resources(self.client)
         for namespace in self._scopes():
             for item in (await self.client.get(WORKERPOOLS.path(namespace))).get("items", []):
                 self.pools.observe(item)

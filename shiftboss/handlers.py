@@ -33,6 +33,10 @@ def register(registry: kopf.OperatorRegistry, app: App) -> None:
         settings.posting.enabled = False  # handler logs are not Kubernetes Events
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        # No cluster-wide list/watch of CRDs and namespaces (a namespaced install has no
+        # such rights): Kopf reads the served resources once, after this handler, and
+        # app.start() waits until ours are served (shiftboss.kube.discovery).
+        settings.scanning.disabled = True
         await app.start()
 
     @kopf.on.cleanup(registry=registry)
