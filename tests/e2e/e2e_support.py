@@ -1,0 +1,124 @@
+"""Helpers of the end-to-end tests: namespaces, chart values and manifests per target."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from shiftboss.testing.cluster import ExistingCluster, LocalCluster
+from shiftboss.testing.processes import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_IMAGE_APP = ROOT / "examples" / "worker-image"
+#: The images hack/e2e-kind.sh builds (the chart's default repositories).
+REGISTRY = "ghcr.io/shiftboss"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+Cluster = LocalCluster | ExistingCluster
+
+
+def restricted_namespace(target: Cluster, prefix: str) -> str:
+    """A new namespace that enforces Pod Security ``restricted``."""
+    name = target.create_namespace(f"{prefix}-{uuid.uuid4().hex[:6]}")
+    target.kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in RESTRICTED.items()))
+    return name
+
+
+def operator_values(target: Cluster, image_tag: str | None, **values: Any) -> dict[str, Any]:
+    """Chart values for this target.  The local control plane has no cluster DNS: the worker
+    API Service gets a pinned cluster IP, which the workers are given as the URL (and which
+    the generated certificate names)."""
+    base: dict[str, Any] = {"operator": {"leaderElectLeaseSeconds": 6}}
+    if image_tag:
+        base["image"] = {"tag": image_tag}
+    if isinstance(target, LocalCluster):
+        ip = target.free_service_ip()
+        base["workerApi"] = {"url": f"https://{ip}:8000", "service": {"clusterIP": ip}}
+    return {**base, **values}
+
+
+def pool_manifest(target: Cluster, image_tag: str | None, name: str, **spec: Any) -> dict[str, Any]:
+    """A pool of the example worker image (examples/worker-image): on the local control
+    plane its module is found on PYTHONPATH, since the process node runs no images."""
+    body: dict[str, Any] = {
+        "image": f"{REGISTRY}/shiftboss-example-worker:{image_tag or 'dev'}",
+        "app": "app:worker",
+        "replicas": 2,
+        "concurrency": 4,
+        "drainTimeoutSeconds": 10,
+        **spec,
+    }
+    if isinstance(target, LocalCluster):
+        body["env"] = [{"name": "PYTHONPATH", "value": str(WORKER_IMAGE_APP)}]
+    return {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def job_manifest(name: str, pool: str, skill: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "shiftboss.io/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"pool": pool, "skill": skill, "params": params},
+    }
+
+
+def apply(target: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
+    doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    target.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(doc))
+
+
+def jobs(target: Cluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = target.get_json("-n", namespace, "jobs.shiftboss.io")["items"]
+    return items
+
+
+def wait_succeeded(
+    target: Cluster, namespace: str, count: int, timeout: float = 180
+) -> list[dict[str, Any]]:
+    """Wait until ``count`` Jobs finished; fail at once if any ended otherwise."""
+
+    def finished() -> list[dict[str, Any]] | None:
+        items = jobs(target, namespace)
+        phases = [j.get("status", {}).get("phase") for j in items]
+        wrong = [j for j, p in zip(items, phases, strict=True) if p in ("Failed", "Cancelled")]
+        assert not wrong, json.dumps([w.get("status") for w in wrong], indent=1)[:4000]
+        return items if phases.count("Succeeded") >= count else None
+
+    return wait_until(
+        finished, timeout=timeout, interval=1, what=f"{count} jobs to succeed in {namespace}"
+    )
+
+
+def operator_pods(target: Cluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = target.get_json(
+        "-n", namespace, "pods", "-l", "app.kubernetes.io/name=shiftboss"
+    )["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def leader_pods(target: Cluster, namespace: str) -> list[str]:
+    return [
+        p["metadata"]["name"]
+        for p in operator_pods(target, namespace)
+        if p["metadata"].get("labels", {}).get("shiftboss.io/leader") == "true"
+    ]
+
+
+def operator_logs(target: Cluster, namespace: str) -> str:
+    """Every operator container's log (the current pods)."""
+    parts = []
+    for pod in operator_pods(target, namespace):
+        name = pod["metadata"]["name"]
+        out = target.kubectl("-n", namespace, "logs", name, check=False)
+        parts.append(f"--- {name} ---\n{out.stdout}{out.stderr}")
+    return "\n".join(parts)
