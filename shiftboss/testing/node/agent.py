@@ -6,7 +6,7 @@ hands each to a ``PodRunner``.  Every pod gets its own loopback address (127.N.x
 N held by this node's cluster alone: see ``network``) as its pod IP, so two pods can
 listen on the same port, and two nodes on one machine never hand out the same address.
 It also stands in for kube-proxy: Services in the block's Service CIDR answer at their
-ClusterIP (see ``serviceproxy``).
+ClusterIP (see ``serviceproxy``), and for cluster DNS, for Python processes (see ``dns``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import httpx
 
 from shiftboss.kube.client import LEASES, NODES, PODS, ApiError, KubeClient
 from shiftboss.kube.config import KubeConfig
+from shiftboss.testing.node.dns import HostsFile, hosts_file
 from shiftboss.testing.node.logs_server import LogsServer
 from shiftboss.testing.node.network import PodNetwork
 from shiftboss.testing.node.pod import NodeContext, PodRunner, now
@@ -55,7 +56,7 @@ class ProcessNode:
         self.client = KubeClient(config)
         self.runners: dict[str, PodRunner] = {}
         self.pod_network = network
-        self.services = ServiceProxy(self.client, network.services)
+        self.services = ServiceProxy(self.client, network.services, HostsFile(hosts_file(workdir)))
         self._ips = self.pod_network.addresses()
         self._used_ips: set[str] = set()
         self.logs = LogsServer(self)

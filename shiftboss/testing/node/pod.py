@@ -28,6 +28,7 @@ from shiftboss.testing.node.container import (
     stop_process,
     supervise,
 )
+from shiftboss.testing.node.dns import hosts_file, pod_env
 from shiftboss.testing.node.env import EnvError, command_line, container_env, translate_paths
 from shiftboss.testing.node.podstatus import pod_status
 from shiftboss.testing.node.probes import keep_readiness
@@ -205,6 +206,7 @@ class PodRunner:
         cwd = Path(translate_paths(spec["workingDir"], mounts)) if spec.get("workingDir") else None
         if cwd is None or not cwd.is_dir():
             cwd = self.node.image_dir(spec.get("image"))
+        env = pod_env(env, self.namespace, hosts_file(self.node.workdir))
         return Launch(argv, env, cwd, self.log_path(spec["name"]), message_file)
 
     def _pod_kubeconfig(self, mounts: list[tuple[str, str]]) -> Path | None:

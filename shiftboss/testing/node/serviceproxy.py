@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from shiftboss.kube.client import PODS, KubeClient, Resource
 from shiftboss.kube.informer import Informer, KubeObject, ObjectCallback
+from shiftboss.testing.node.dns import HostsFile
 from shiftboss.testing.node.servicetable import Backend, Frontend, Routes, ServiceTable
 
 log = logging.getLogger("shiftboss.node.services")
@@ -129,12 +130,16 @@ class Forwarder:
 
 
 class ServiceProxy:
-    """Watches Services and pods and keeps a ``Forwarder`` in line with them.
+    """Watches Services and pods and keeps a ``Forwarder`` in line with them, and the
+    node's DNS ``hosts`` table with the Services (see ``dns``).
     Run with ``run()`` (as a task); cancelling it closes every listener and connection."""
 
-    def __init__(self, client: KubeClient, cidr: ipaddress.IPv4Network) -> None:
+    def __init__(
+        self, client: KubeClient, cidr: ipaddress.IPv4Network, hosts: HostsFile | None = None
+    ) -> None:
         self.table = ServiceTable(cidr)
         self.forwarder = Forwarder()
+        self.hosts = hosts
         self._changed = asyncio.Event()
         self._informers = [
             Informer(
@@ -168,6 +173,8 @@ class ServiceProxy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), RESYNC_SECONDS)
                 self._changed.clear()
+                if self.hosts is not None:
+                    self.hosts.update(self.table.services())
                 await self.forwarder.apply(self.table.routes())
         finally:
             for informer in self._informers:

@@ -212,6 +212,9 @@ class ServiceTable:
             if not pods:
                 del self._endpoints[meta.namespace]
 
+    def services(self) -> list[Service]:
+        return list(self._services.values())
+
     def routes(self) -> Routes:
         routes: Routes = {}
         for (namespace, _), service in self._services.items():
