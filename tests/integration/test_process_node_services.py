@@ -141,3 +141,84 @@ def test_cluster_ip_routes_to_ready_selected_pods(local, namespace, tmp_path):
     wait_answers(ip, {"web-b"})
     local.kubectl("-n", namespace, "delete", "service", "web")
     wait_answers(ip, {"ConnectionRefusedError"})
+
+
+#: Prints, for each name in argv, what a GET of http://<name>/ answered; and whether the
+#: pod's own sitecustomize (on its own PYTHONPATH) ran.
+CLIENT = (
+    "import json, os, sys, urllib.error, urllib.request\n"
+    "def get(name):\n"
+    "    try:\n"
+    "        with urllib.request.urlopen(f'http://{name}/', timeout=3) as r:\n"
+    "            return r.read().decode()\n"
+    "    except urllib.error.URLError as exc:\n"
+    "        return type(exc.reason).__name__\n"
+    "print(json.dumps({'own': os.environ.get('OWN'), **{n: get(n) for n in sys.argv[1:]}}))\n"
+)
+
+
+def test_python_pods_reach_services_by_their_cluster_dns_names(local, namespace, tmp_path):
+    ip = local.free_service_ip()
+    own = tmp_path / "lib"
+    own.mkdir()
+    (own / "sitecustomize.py").write_text("import os\nos.environ['OWN'] = 'ran'\n")
+    web = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "clusterIP": ip,
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": "http"}],
+        },
+    }
+    doc = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [pod("web-a", {"app": "web"}, tmp_path), web],
+    }
+    local.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(doc))
+    local.kubectl("-n", namespace, "wait", "pod/web-a", "--for=condition=Ready", "--timeout=60s")
+    wait_answers(ip, {"web-a"})
+
+    names = [
+        f"web.{namespace}.svc",
+        f"web.{namespace}.svc.cluster.local",
+        f"web.{namespace}",
+        "web",
+        f"nope.{namespace}.svc",
+    ]
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "client",
+                    "image": "python:3.11",
+                    "command": [PY, "-c", CLIENT, *names],
+                    "env": [{"name": "PYTHONPATH", "value": str(own)}],
+                }
+            ],
+        },
+    }
+    local.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(client))
+    local.kubectl(
+        "-n",
+        namespace,
+        "wait",
+        "pod/client",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "--timeout=60s",
+    )
+    answers = json.loads(local.kubectl("-n", namespace, "logs", "client").stdout)
+    assert (
+        answers
+        == {
+            "own": "ran",  # the pod's own sitecustomize still runs after the node's
+            **{name: "web-a" for name in names[:-1]},
+            f"nope.{namespace}.svc": "gaierror",  # a name no Service has fails as before
+        }
+    )
