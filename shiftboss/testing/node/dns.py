@@ -8,7 +8,8 @@ directory first on ``PYTHONPATH``: its ``sitecustomize`` makes Python's resolver
 those names, expanded by the pod's search path (so ``<svc>``, ``<svc>.<ns>`` and
 ``<svc>.<ns>.svc`` resolve too, as in a pod).  Not covered: headless Services (no
 ClusterIP, so no A records here), ExternalName Services, and programs that do not resolve
-through Python's ``socket`` module: Go binaries (pure-Go resolver) must be given IP URLs.
+through Python's ``socket`` module: Go binaries (pure-Go resolver) must be given IP URLs,
+and uvloop's event loop (the operator's) resolves through libuv, so it does not see them.
 """
 
 from __future__ import annotations
