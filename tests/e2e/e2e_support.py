@@ -29,16 +29,12 @@ def restricted_namespace(target: Cluster, prefix: str) -> str:
     return name
 
 
-def operator_values(target: Cluster, image_tag: str | None, **values: Any) -> dict[str, Any]:
-    """Chart values for this target.  The local control plane has no cluster DNS: the worker
-    API Service gets a pinned cluster IP, which the workers are given as the URL (and which
-    the generated certificate names)."""
+def operator_values(image_tag: str | None, **values: Any) -> dict[str, Any]:
+    """Chart values for this target: the chart's defaults, a short leader Lease (so that a
+    hand-over is quick) and, on kind, the images make e2e-kind built."""
     base: dict[str, Any] = {"operator": {"leaderElectLeaseSeconds": 6}}
     if image_tag:
         base["image"] = {"tag": image_tag}
-    if isinstance(target, LocalCluster):
-        ip = target.free_service_ip()
-        base["workerApi"] = {"url": f"https://{ip}:8000", "service": {"clusterIP": ip}}
     return {**base, **values}
 
 

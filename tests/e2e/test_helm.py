@@ -1,7 +1,8 @@
 """The Helm chart, installed as a user installs it: the operator runs as two pods under the
 chart's own ServiceAccount and namespaced RBAC (a missing permission fails these tests),
-worker pods reach the leader through the chart's Service over TLS, and everything runs in
-namespaces that enforce Pod Security ``restricted``.
+worker pods reach the leader through the chart's Service by its DNS name over TLS (the
+chart's default values), and everything runs in namespaces that enforce Pod Security
+``restricted``.
 
 One release serves the module; the tests run in file order and the last two change it
 (upgrade, then uninstall).
@@ -49,9 +50,7 @@ class Installed:
 def installed(target: Cluster, helm: Helm, image_tag: str | None) -> Iterator[Installed]:
     system = restricted_namespace(target, "shiftboss-system")
     work = restricted_namespace(target, "team-a")
-    values = operator_values(
-        target, image_tag, rbac={"scope": "namespaced"}, watchNamespaces=[work]
-    )
+    values = operator_values(image_tag, rbac={"scope": "namespaced"}, watchNamespaces=[work])
     helm.install(RELEASE, system, values)
     yield Installed(system, work)
     # Whatever the tests left: the release (if still there), then the namespaces.
@@ -89,7 +88,8 @@ def test_install_runs_jobs_in_restricted_namespaces(
     workers = target.get_json("-n", installed.work, "pods", "-l", "shiftboss.io/pool=yaml")["items"]
     assert workers, "no worker pods"
     env = {e["name"]: e.get("value", "") for e in workers[0]["spec"]["containers"][0]["env"]}
-    assert env["SHIFTBOSS_OPERATOR_URL"].startswith("https://")
+    # The chart's default URL: the Service's DNS name, which the certificate names.
+    assert env["SHIFTBOSS_OPERATOR_URL"] == f"https://{RELEASE}.{installed.system}.svc:8000"
     assert "BEGIN CERTIFICATE" in env["SHIFTBOSS_CA_DATA"]
     logs = operator_logs(target, installed.system)
     assert not FORBIDDEN.search(logs), logs[-4000:]
@@ -175,12 +175,8 @@ def test_upgrade_delivers_a_changed_crd(
 ) -> None:
     chart = _chart_with_new_printer_column(tmp_path)
     values = operator_values(
-        target, image_tag, rbac={"scope": "namespaced"}, watchNamespaces=[installed.work]
+        image_tag, rbac={"scope": "namespaced"}, watchNamespaces=[installed.work]
     )
-    if "workerApi" in values:  # keep the pinned IP the workers were given
-        service = target.get_json("-n", installed.system, "service", RELEASE)
-        ip = service["spec"]["clusterIP"]
-        values["workerApi"] = {"url": f"https://{ip}:8000", "service": {"clusterIP": ip}}
     helm.install(RELEASE, installed.system, values, chart=chart, upgrade=True)
 
     crd = target.get_json("crd", "workerpools.shiftboss.io")

@@ -1,6 +1,5 @@
 """The kustomize base with its cluster-wide overlay, applied as a GitOps tool applies it
-(``kubectl apply -k``), customised the way users customise it: an overlay of their own
-(here: the Service's cluster IP and the URL workers are given) and the TLS Secret they
+(``kubectl apply -k``) through an overlay of the user's own, with the TLS Secret they
 create themselves."""
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from e2e_support import (
     wait_succeeded,
 )
 
-from shiftboss.testing.cluster import LocalCluster
 from shiftboss.testing.pki import write_self_signed
 from shiftboss.testing.processes import wait_until
 
@@ -32,60 +30,25 @@ SYSTEM = "shiftboss-system"  # the base's namespace
 SECRET = "shiftboss-worker-api-tls"  # the Secret the base mounts
 
 
-def _user_overlay(
-    tmp_path: Path, target: Cluster, image_tag: str | None
-) -> tuple[Path, tuple[str, ...]]:
-    """An overlay of the user's own on top of ``overlays/cluster-wide``; the names the
-    serving certificate must carry."""
+def _user_overlay(tmp_path: Path, image_tag: str | None) -> Path:
+    """An overlay of the user's own on top of ``overlays/cluster-wide``."""
     tree = tmp_path / "kustomize"
     shutil.copytree(ROOT / "deploy" / "kustomize", tree)
-    names: tuple[str, ...] = (f"shiftboss.{SYSTEM}.svc",)
     overlay: dict[str, object] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": ["../overlays/cluster-wide"],
     }
-    if isinstance(target, LocalCluster):  # no cluster DNS: a pinned IP, given to workers
-        ip = target.free_service_ip()
-        names = (ip, *names)
-        overlay["patches"] = [
-            {
-                "target": {"kind": "Service", "name": "shiftboss"},
-                "patch": f"- op: add\n  path: /spec/clusterIP\n  value: {ip}\n",
-            },
-            {
-                "target": {"kind": "Deployment", "name": "shiftboss"},
-                "patch": yaml.safe_dump(
-                    [
-                        {
-                            "op": "replace",
-                            "path": "/spec/template/spec/containers/0/env/"
-                            + str(_env_index(tree, "SHIFTBOSS_WORKER_API_URL")),
-                            "value": {
-                                "name": "SHIFTBOSS_WORKER_API_URL",
-                                "value": f"https://{ip}:8000",
-                            },
-                        }
-                    ]
-                ),
-            },
-        ]
     if image_tag:  # the images make e2e-kind built
         overlay["images"] = [{"name": f"{REGISTRY}/shiftboss-operator", "newTag": image_tag}]
     (tree / "mine").mkdir()
     (tree / "mine" / "kustomization.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-    return tree / "mine", names
-
-
-def _env_index(tree: Path, name: str) -> int:
-    deployment = yaml.safe_load((tree / "base" / f"deployment-{SYSTEM}-shiftboss.yaml").read_text())
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    return [e["name"] for e in env].index(name)
+    return tree / "mine"
 
 
 @pytest.fixture
 def applied(target: Cluster, tmp_path: Path, image_tag: str | None) -> Iterator[Path]:
-    overlay, names = _user_overlay(tmp_path, target, image_tag)
+    overlay = _user_overlay(tmp_path, image_tag)
     target.kubectl(
         "apply",
         "--server-side",
@@ -93,7 +56,9 @@ def applied(target: Cluster, tmp_path: Path, image_tag: str | None) -> Iterator[
         "-f",
         str(ROOT / "deploy" / "kustomize" / "base" / "namespace.yaml"),
     )
-    cert, key = write_self_signed(tmp_path / "tls", "worker-api", names)
+    # The name workers are given (the base's SHIFTBOSS_WORKER_API_URL), as docs/install.md
+    # tells users to issue it.
+    cert, key = write_self_signed(tmp_path / "tls", "worker-api", (f"shiftboss.{SYSTEM}.svc",))
     target.kubectl(
         "-n",
         SYSTEM,
