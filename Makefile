@@ -87,7 +87,7 @@ manifests: venv helm
 openapi: venv
 	$(PY) -m shiftboss.protocol_doc docs/worker-api.openapi.json
 
-demo: venv control-plane
+demo: venv control-plane helm
 	$(PY) -m shiftboss.demo
 
 bench: venv control-plane

@@ -1,8 +1,10 @@
 """`make demo`: a pool and its jobs watched to completion, on the local control plane.
 
-Starts etcd, kube-apiserver, the controllers, a process node and the operator; applies
-``examples/pool.yaml`` and ``examples/jobs.yaml``; prints every job transition as it
-happens; cancels one job; ends with a summary table and stops everything.
+Starts etcd, kube-apiserver, the controllers and a process node; installs the operator
+with its Helm chart (two replicas as pods, under the chart's own RBAC, in a namespace
+that enforces Pod Security ``restricted``); applies ``examples/pool.yaml`` and
+``examples/jobs.yaml``; prints every job transition as it happens; cancels one job; kills
+the leader's pod mid-job; ends with a summary table and stops everything.
 ``SHIFTBOSS_DEMO_KEEP=1 make demo`` keeps the cluster up afterwards for kubectl.
 """
 
@@ -20,12 +22,18 @@ from typing import Any
 import yaml
 
 from shiftboss.testing import LocalCluster
-from shiftboss.testing.operator import OperatorProcess
+from shiftboss.testing.helm import Helm
 from shiftboss.testing.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 NAMESPACE = "shiftboss-demo"
+SYSTEM = "shiftboss-system"
+RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+#: Short leases so that the hand-over shows within seconds.
+CHART_VALUES = {
+    "operator": {"leaseSeconds": 10, "heartbeatSeconds": 2, "leaderElectLeaseSeconds": 6}
+}
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 CANCEL = "long-nap"
 
@@ -117,9 +125,30 @@ def summary(cluster: LocalCluster, items: list[dict[str, Any]]) -> None:
     print(cluster.kubectl("-n", NAMESPACE, "get", "workerpools,pods").stdout)
 
 
-def survive_a_crash(cluster: LocalCluster, operator: OperatorProcess, log: Path) -> OperatorProcess:
-    """The operator crashes mid-job and is away for longer than the lease: the worker keeps
-    its attempt and delivers the result when the operator is back; the job runs once."""
+def install_operator(cluster: LocalCluster, workdir: Path) -> None:
+    """``helm install`` of charts/shiftboss, as docs/install.md says, waiting until Ready."""
+    for namespace in (SYSTEM, NAMESPACE):
+        cluster.create_namespace(namespace)
+        cluster.kubectl("label", "namespace", namespace, RESTRICTED)
+    say(f"helm install shiftboss charts/shiftboss -n {SYSTEM} --wait  (namespaces: PSS restricted)")
+    started = time.monotonic()
+    Helm(cluster.kubeconfig, workdir / "helm").install("shiftboss", SYSTEM, CHART_VALUES)
+    say(
+        f"operator installed in {time.monotonic() - started:.0f}s: 2 replicas, "
+        f"{leader(cluster)} leads; workers reach it at https://shiftboss.{SYSTEM}.svc:8000"
+    )
+
+
+def leader(cluster: LocalCluster) -> str:
+    """The operator pod carrying the leader label (the worker API Service selects it)."""
+    pods = cluster.get_json("-n", SYSTEM, "pods", "-l", "shiftboss.io/leader=true")["items"]
+    names = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return names[0] if len(names) == 1 else ""
+
+
+def survive_a_crash(cluster: LocalCluster) -> None:
+    """The leader's pod is killed mid-job: the standby takes the Lease over, the worker
+    keeps its attempt and reports to the new leader through the Service; the job runs once."""
     job = {
         "apiVersion": "shiftboss.io/v1alpha1",
         "kind": "Job",
@@ -137,17 +166,16 @@ def survive_a_crash(cluster: LocalCluster, operator: OperatorProcess, log: Path)
         timeout=30,
         what="the survivor job to run",
     )
-    operator.kill()
-    say("survivor is running; the operator was just killed (SIGKILL) and stays away 15 s")
-    time.sleep(15)  # longer than the 10 s lease: the worker keeps its attempt anyway
-    back = OperatorProcess(
-        cluster.env(),
-        log.with_name("operator-2.log"),
-        lease_seconds=10,
-        heartbeat_seconds=2,
-        port=operator.port,
-    ).start()
-    say("a new operator is up on the same address; the worker reconnects and reports")
+    old = leader(cluster)
+    cluster.kubectl("-n", SYSTEM, "delete", "pod", old, "--grace-period=0", "--force")
+    say(f"survivor is running; the leader's pod {old} was just killed (no grace)")
+
+    def took_over() -> str | None:
+        name = leader(cluster)
+        return name if name and name != old else None
+
+    new = wait_until(took_over, timeout=60, what="the standby to take the Lease over")
+    say(f"{new} took over; the worker reconnects through the Service and reports")
 
     def finished() -> dict[str, Any] | None:
         status = job_status(cluster, "survivor")
@@ -159,7 +187,6 @@ def survive_a_crash(cluster: LocalCluster, operator: OperatorProcess, log: Path)
         f"survivor {status['phase']} on attempt {status['attempt']} "
         f"({len(status.get('attempts', []))} attempt in its history): it ran once"
     )
-    return back
 
 
 def job_status(cluster: LocalCluster, name: str) -> dict[str, Any]:
@@ -174,19 +201,14 @@ def main() -> int:
     say(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, process node)"
     )
-    cluster = LocalCluster(crds=[ROOT / "crds"], keep_workdir=keep)
-    operator: OperatorProcess | None = None
+    cluster = LocalCluster(keep_workdir=keep)  # no CRDs: the chart brings them
     try:
         cluster.start()
         say(
             f"control plane up in {cluster.start_seconds:.1f}s (Kubernetes "
             f"{json.loads(cluster.kubectl('version', '-o', 'json').stdout)['serverVersion']['gitVersion']})"
         )
-        log = Path(tempfile.mkdtemp(prefix="shiftboss-demo-")) / "operator.log"
-        operator = OperatorProcess(cluster.env(), log, lease_seconds=10, heartbeat_seconds=2)
-        operator.start()
-        say(f"operator up: worker API at {operator.url}, log in {log}")
-        cluster.create_namespace(NAMESPACE)
+        install_operator(cluster, Path(tempfile.mkdtemp(prefix="shiftboss-demo-")))
         cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(pool_manifest()))
         say("applied examples/pool.yaml: a pool of 3 workers, 2 jobs each at a time")
         cluster.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / "jobs.yaml"))
@@ -204,12 +226,13 @@ def main() -> int:
                 what="an idle pool",
             )
         summary(cluster, items)
-        operator = survive_a_crash(cluster, operator, log)
+        survive_a_crash(cluster)
         if keep:
             print(
                 f"The cluster stays up. In another terminal:\n"
                 f"  export KUBECONFIG={cluster.kubeconfig}\n"
                 f"  {cluster.bin_dir}/kubectl -n {NAMESPACE} get sbj,wp,pods\n"
+                f"  {cluster.bin_dir}/kubectl -n {SYSTEM} logs deploy/shiftboss\n"
                 "Press Ctrl-C here to stop everything."
             )
             try:
@@ -223,8 +246,6 @@ def main() -> int:
             )
         return 0
     finally:
-        if operator:
-            operator.stop()
         cluster.stop()
 
 

@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from helmcli import Helm
 
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
+from shiftboss.testing.helm import Helm
 
 Cluster = LocalCluster | ExistingCluster
 

@@ -32,8 +32,8 @@ from e2e_support import (
     restricted_namespace,
     wait_succeeded,
 )
-from helmcli import CHART, Helm
 
+from shiftboss.testing.helm import CHART, Helm
 from shiftboss.testing.processes import wait_until
 
 RELEASE = "shiftboss"

@@ -1,5 +1,5 @@
-"""The ``helm`` command line for the end-to-end tests: the binary built from its Go module
-by ``make helm`` (or ``SHIFTBOSS_HELM``), pointed at the target cluster's kubeconfig."""
+"""The ``helm`` command line for the demo and the end-to-end tests: the binary built from
+its Go module by ``make helm`` (or ``SHIFTBOSS_HELM``), pointed at one cluster's kubeconfig."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (the chart is not packaged)
 CHART = ROOT / "charts" / "shiftboss"
 
 
@@ -32,6 +32,10 @@ def find_helm() -> Path:
             f"helm not found at {binary}: run `make helm` (builds and caches it)"
         )
     return binary
+
+
+class HelmError(RuntimeError):
+    """helm exited non-zero; the message carries its output."""
 
 
 class Helm:
@@ -59,7 +63,7 @@ class Helm:
             env=self.env,
         )
         if check and result.returncode:
-            raise AssertionError(
+            raise HelmError(
                 f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
             )
         return result
