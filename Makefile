@@ -10,7 +10,7 @@ export SHIFTBOSS_K8S_BIN := $(K8S_BIN)
 export SHIFTBOSS_HELM := $(SHIFTBOSS_CACHE)/helm-v$(HELM_VERSION)/helm
 PYTEST_ARGS ?=
 
-.PHONY: help venv control-plane helm e2e-kind test unit integration lint format go crds manifests openapi demo bench bench-scale clean
+.PHONY: help venv control-plane helm local-cluster e2e-kind test unit integration lint format go crds manifests openapi demo bench bench-scale clean
 
 help:
 	@echo "make demo           run the demo on a local control plane (builds it the first time)"
@@ -19,6 +19,8 @@ help:
 	@echo "make go             the Go SDK: gofmt, go vet, go test"
 	@echo "make control-plane  build kube-apiserver & co. v$(KUBE_VERSION) and etcd v$(ETCD_VERSION) into $(K8S_BIN)"
 	@echo "make helm           build helm v$(HELM_VERSION) from its Go module into $(SHIFTBOSS_HELM)"
+	@echo "make local-cluster  a local control plane with the example images loaded, until Ctrl-C: try"
+	@echo "                    README's install section there (prints the KUBECONFIG and PATH to export)"
 	@echo "make e2e-kind       tests/e2e against a kind cluster with the images built (needs docker and kind)"
 	@echo "make crds           regenerate crds/ (and the chart's copy) from the pydantic models"
 	@echo "make manifests      regenerate deploy/kustomize/ from the Helm chart"
@@ -72,6 +74,10 @@ integration: venv control-plane
 
 test: venv control-plane helm lint go
 	$(VENV)/bin/pytest tests -q $(PARALLEL) $(PYTEST_ARGS)
+
+# The local control plane for trying the chart by hand (python -m shiftboss.testing up --help).
+local-cluster: venv control-plane helm
+	$(PY) -m shiftboss.testing up
 
 # The end-to-end suite (tests/e2e) against a kind cluster with the real images: needs
 # docker and kind (this machine has neither; .github/workflows/e2e-kind.yml runs it).

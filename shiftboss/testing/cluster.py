@@ -5,6 +5,8 @@ pods as local processes and proxies Services to their ready pods, as kube-proxy 
 Each cluster holds a loopback block ``127.N.0.0/16`` of its own for its life (see
 ``shiftboss.testing.node.network``): pods take addresses in it, and its
 ``127.N.240.0/20`` is the Service CIDR, so a test reaches a Service at its ClusterIP.
+The node runs commands, not images: ``load_image`` (or ``images=``) gives an image the
+directory its containers run in, as ``kind load docker-image`` gives a kind node an image.
 
     with LocalCluster() as cluster:
         cluster.kubectl("get", "nodes")
@@ -35,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from shiftboss.testing.kubectl import ExistingCluster, KubectlMixin, find_binaries
+from shiftboss.testing.node.images import load_image
 from shiftboss.testing.node.network import STATIC_BAND, PodNetwork
 from shiftboss.testing.pki import Pki, write_pki
 from shiftboss.testing.processes import ManagedProcess, wait_until
@@ -66,6 +69,7 @@ class LocalCluster(KubectlMixin):
         node_name: str = "process-node",
         keep_workdir: bool = False,
         crds: list[Path] | None = None,
+        images: dict[str, Path] | None = None,
     ) -> None:
         self.bin_dir = Path(bin_dir) if bin_dir else find_binaries()
         self._own_workdir = workdir is None
@@ -76,6 +80,9 @@ class LocalCluster(KubectlMixin):
         #: CRD files or directories applied before the controllers start, so that the
         #: garbage collector knows the custom resources from its first discovery.
         self.crds = [Path(p) for p in crds or []]
+        self.node_workdir = self.workdir / "node"
+        for image, directory in (images or {}).items():
+            self.load_image(image, directory)
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "kubeconfig"
         self.processes: list[ManagedProcess] = []
@@ -248,6 +255,12 @@ class LocalCluster(KubectlMixin):
         finally:
             self.thaw_apiserver()
 
+    def load_image(self, image: str, directory: Path) -> Path:
+        """Load ``image`` into the process node, as ``kind load docker-image`` would: its
+        containers without a ``workingDir`` run in ``directory`` (its WORKDIR).  Load an
+        image before its pods start; loading again replaces it for pods started later."""
+        return load_image(self.node_workdir, image, directory)
+
     @property
     def _network(self) -> PodNetwork:
         if self.network is None:
@@ -360,7 +373,7 @@ class LocalCluster(KubectlMixin):
                 "shiftboss.testing.node",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--name={self.node_name}",
-                f"--workdir={self.workdir / 'node'}",
+                f"--workdir={self.node_workdir}",
                 f"--pod-block={self._network.block}",
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from shiftboss.testing.node.container import (
 )
 from shiftboss.testing.node.dns import hosts_file, pod_env
 from shiftboss.testing.node.env import EnvError, command_line, container_env, translate_paths
+from shiftboss.testing.node.images import image_path
 from shiftboss.testing.node.podstatus import pod_status
 from shiftboss.testing.node.probes import keep_readiness
 from shiftboss.testing.node.termination import DEFAULT_MESSAGE_PATH
@@ -68,8 +68,7 @@ class NodeContext:
         it would be in a cluster), so that what a program says about its directory
         (an import error, say) reads the same from every replica.
         """
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", image or "process").strip(".") or "process"
-        path = self.workdir / "images" / name
+        path = image_path(self.workdir, image)  # a symlink when the image was loaded
         path.mkdir(parents=True, exist_ok=True)
         return path
 
