@@ -154,6 +154,9 @@ def test_leader_pod_killed_while_jobs_run_loses_no_job(
     sleeps = [j for j in done if j["metadata"]["name"].startswith("sleep-")]
     assert len(sleeps) == count
     assert all(j["status"]["phase"] == "Succeeded" for j in sleeps)
+    # The workers kept their attempts through the hand-over: none ran twice.
+    attempts = {j["metadata"]["name"]: j["status"]["attempt"] for j in sleeps}
+    assert set(attempts.values()) == {1}, attempts
 
 
 def _chart_with_new_printer_column(tmp_path: Path) -> Path:
