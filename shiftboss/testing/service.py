@@ -19,7 +19,6 @@ It runs its own event loop in a thread, so synchronous tests can use it::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import socket
 import threading
@@ -27,6 +26,8 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
+
+from shiftboss.testing.node.serviceproxy import relay
 
 
 class ReadyService:
@@ -125,8 +126,8 @@ class ReadyService:
         self._forwarding[task] = (client, backend)
         try:
             async with asyncio.TaskGroup() as relays:
-                relays.create_task(_relay(client_in, backend))
-                relays.create_task(_relay(backend_in, client))
+                relays.create_task(relay(client_in, backend))
+                relays.create_task(relay(backend_in, client))
         except* OSError:  # a reset on one side resets the other
             client.transport.abort()
             backend.transport.abort()
@@ -156,12 +157,3 @@ def _says_standby(answer: httpx.Response) -> bool:
     except ValueError:  # not JSON: a plain ready backend
         return False
     return isinstance(body, dict) and body.get("standby") is True
-
-
-async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    while data := await source.read(64 * 1024):
-        sink.write(data)
-        await sink.drain()
-    if sink.can_write_eof() and not sink.is_closing():
-        with contextlib.suppress(OSError):
-            sink.write_eof()
