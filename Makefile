@@ -63,7 +63,8 @@ go:
 		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go vet ./... \
 		&& GOTOOLCHAIN=local GOFLAGS=-mod=mod go test ./...
 
-unit: venv helm
+# No cluster, but helm (chart rendering) and kubectl (its built-in kustomize) are needed.
+unit: venv control-plane helm
 	$(VENV)/bin/pytest tests/unit -q $(PYTEST_ARGS)
 
 # Two workers, each with a local control plane of its own; a test file stays on one worker.
