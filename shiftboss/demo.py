@@ -24,6 +24,7 @@ import yaml
 from shiftboss.testing import LocalCluster
 from shiftboss.testing.helm import Helm
 from shiftboss.testing.processes import wait_until
+from shiftboss.testing.up import EXAMPLE_IMAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -44,8 +45,6 @@ def say(message: str) -> None:
 
 def pool_manifest() -> dict[str, Any]:
     pool: dict[str, Any] = yaml.safe_load((EXAMPLES / "pool.yaml").read_text())
-    # The process node runs this checkout's Python: make the example module importable.
-    pool["spec"].setdefault("env", []).append({"name": "PYTHONPATH", "value": str(EXAMPLES)})
     return pool
 
 
@@ -201,7 +200,8 @@ def main() -> int:
     say(
         "starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, process node)"
     )
-    cluster = LocalCluster(keep_workdir=keep)  # no CRDs: the chart brings them
+    # No CRDs (the chart brings them); the pool's image "loaded" from examples/.
+    cluster = LocalCluster(keep_workdir=keep, images=EXAMPLE_IMAGES)
     try:
         cluster.start()
         say(

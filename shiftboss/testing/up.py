@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout
 #: The tag is the one examples/worker-image/pool.yaml names (a unit test holds them equal).
 EXAMPLE_IMAGES = {
     "ghcr.io/shiftboss/shiftboss-example-worker:0.1.0": ROOT / "examples" / "worker-image",
+    "shiftboss-demo:dev": ROOT / "examples",  # examples/pool.yaml, make demo
 }
 #: First line of the kubeconfig ``up`` writes: only such a file is overwritten or removed.
 MARKER = "# written by `python -m shiftboss.testing up`; removed when it stops\n"

@@ -16,6 +16,7 @@ import pytest
 
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
 from shiftboss.testing.helm import Helm
+from shiftboss.testing.up import EXAMPLE_IMAGES
 
 Cluster = LocalCluster | ExistingCluster
 
@@ -33,7 +34,8 @@ def target() -> Iterator[Cluster]:
     if existing:
         yield ExistingCluster(existing)
         return
-    with LocalCluster() as local:  # no CRDs: the chart brings them
+    # No CRDs (the chart brings them); the example images loaded as `make local-cluster` does.
+    with LocalCluster(images=EXAMPLE_IMAGES) as local:
         yield local
 
 

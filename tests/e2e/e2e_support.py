@@ -9,11 +9,13 @@ from typing import Any
 
 from shiftboss.testing.cluster import ExistingCluster, LocalCluster
 from shiftboss.testing.processes import wait_until
+from shiftboss.testing.up import EXAMPLE_IMAGES
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKER_IMAGE_APP = ROOT / "examples" / "worker-image"
 #: The images hack/e2e-kind.sh builds (the chart's default repositories).
 REGISTRY = "ghcr.io/shiftboss"
+#: The example worker image as the local control plane loads it (``shiftboss.testing.up``).
+EXAMPLE_WORKER = next(i for i in EXAMPLE_IMAGES if "/shiftboss-example-worker:" in i)
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -38,24 +40,22 @@ def operator_values(image_tag: str | None, **values: Any) -> dict[str, Any]:
     return {**base, **values}
 
 
-def pool_manifest(target: Cluster, image_tag: str | None, name: str, **spec: Any) -> dict[str, Any]:
-    """A pool of the example worker image (examples/worker-image): on the local control
-    plane its module is found on PYTHONPATH, since the process node runs no images."""
-    body: dict[str, Any] = {
-        "image": f"{REGISTRY}/shiftboss-example-worker:{image_tag or 'dev'}",
-        "app": "app:worker",
-        "replicas": 2,
-        "concurrency": 4,
-        "drainTimeoutSeconds": 10,
-        **spec,
-    }
-    if isinstance(target, LocalCluster):
-        body["env"] = [{"name": "PYTHONPATH", "value": str(WORKER_IMAGE_APP)}]
+def pool_manifest(image_tag: str | None, name: str, **spec: Any) -> dict[str, Any]:
+    """A pool of the example worker image (examples/worker-image): on kind the image make
+    e2e-kind built, on the local control plane the one ``up`` loads from that folder."""
+    image = f"{REGISTRY}/shiftboss-example-worker:{image_tag}" if image_tag else EXAMPLE_WORKER
     return {
         "apiVersion": "shiftboss.io/v1alpha1",
         "kind": "WorkerPool",
         "metadata": {"name": name},
-        "spec": body,
+        "spec": {
+            "image": image,
+            "app": "app:worker",
+            "replicas": 2,
+            "concurrency": 4,
+            "drainTimeoutSeconds": 10,
+            **spec,
+        },
     }
 
 

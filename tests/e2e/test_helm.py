@@ -72,7 +72,7 @@ def test_install_runs_jobs_in_restricted_namespaces(
         what="exactly one operator pod labelled leader",
     )
 
-    apply(target, installed.work, pool_manifest(target, image_tag, "yaml"))
+    apply(target, installed.work, pool_manifest(image_tag, "yaml"))
     apply(
         target,
         installed.work,

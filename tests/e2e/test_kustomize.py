@@ -89,7 +89,7 @@ def test_apply_k_cluster_wide_runs_jobs(
     wait_until(lambda: len(leader_pods(target, SYSTEM)) == 1, timeout=60, what="a leader pod")
     work = restricted_namespace(target, "team-k")  # any namespace: cluster-wide
     try:
-        apply(target, work, pool_manifest(target, image_tag, "yaml", replicas=1))
+        apply(target, work, pool_manifest(image_tag, "yaml", replicas=1))
         apply(
             target,
             work,
