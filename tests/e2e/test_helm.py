@@ -173,30 +173,55 @@ def _chart_with_new_printer_column(tmp_path: Path) -> Path:
     return chart
 
 
-def test_upgrade_delivers_a_changed_crd(
+def test_upgrade_rolls_the_operator_and_delivers_a_changed_crd_mid_run(
     target: Cluster, installed: Installed, helm: Helm, image_tag: str | None, tmp_path: Path
 ) -> None:
-    chart = _chart_with_new_printer_column(tmp_path)
-    values = operator_values(
-        image_tag, rbac={"scope": "namespaced"}, watchNamespaces=[installed.work]
+    """``helm upgrade`` while jobs run, with a changed CRD and a changed operator setting
+    (the pod template changes, so both replicas are replaced one at a time): the CRD
+    change reaches the cluster and no running job is lost or run twice."""
+    before = {j["metadata"]["name"] for j in jobs(target, installed.work)}
+    count = 16
+    apply(
+        target,
+        installed.work,
+        *(job_manifest(f"during-{i}", "yaml", "sleep", {"seconds": 2}) for i in range(count)),
     )
+    wait_until(
+        lambda: any(
+            j.get("status", {}).get("phase") == "Running" for j in jobs(target, installed.work)
+        ),
+        timeout=60,
+        what="a job to run before the upgrade",
+    )
+    old_pods = {p["metadata"]["name"] for p in operator_pods(target, installed.system)}
+    values = operator_values(
+        image_tag,
+        rbac={"scope": "namespaced"},
+        watchNamespaces=[installed.work],
+        # A new setting: a new pod template, so the Deployment rolls.
+        operator={"leaderElectLeaseSeconds": 6, "leaseSeconds": 20},
+    )
+    chart = _chart_with_new_printer_column(tmp_path)
     helm.install(RELEASE, installed.system, values, chart=chart, upgrade=True)
 
     crd = target.get_json("crd", "workerpools.shiftboss.io")
     columns = [c["name"] for c in crd["spec"]["versions"][0].get("additionalPrinterColumns", [])]
     assert "E2E-Upgraded" in columns
-    # The upgraded release still runs jobs.
-    apply(target, installed.work, job_manifest("after-upgrade", "yaml", "add", {"a": 2, "b": 2}))
     wait_until(
         lambda: (
-            target.get_json("-n", installed.work, "jobs.shiftboss.io", "after-upgrade")
-            .get("status", {})
-            .get("phase")
-            == "Succeeded"
+            not old_pods & {p["metadata"]["name"] for p in operator_pods(target, installed.system)}
         ),
         timeout=120,
-        what="a job after the upgrade",
+        what="both operator replicas to be replaced",
     )
+    done = wait_succeeded(target, installed.work, len(before) + count, timeout=240)
+    during = [j for j in done if j["metadata"]["name"].startswith("during-")]
+    assert len(during) == count
+    attempts = {j["metadata"]["name"]: j["status"]["attempt"] for j in during}
+    assert set(attempts.values()) == {1}, attempts
+    # The upgraded release runs new jobs too.
+    apply(target, installed.work, job_manifest("after-upgrade", "yaml", "add", {"a": 2, "b": 2}))
+    wait_succeeded(target, installed.work, len(before) + count + 1, timeout=120)
 
 
 def test_uninstall_keeps_crds_and_user_objects(
