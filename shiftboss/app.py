@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from shiftboss import metrics
 from shiftboss.jobs.dispatcher import Dispatcher, DispatchSettings
 from shiftboss.jobs.store import JOBS, JobStore
 from shiftboss.kube.client import KubeClient
@@ -158,6 +159,7 @@ class App:
             asyncio.create_task(self._forget_silent_workers()),
         ]
         self.ready = True
+        metrics.LEADER.set(1)
 
     async def _restore_jobs(self) -> None:
         """List the Jobs page by page into the dispatcher (each page is dropped once taken
@@ -192,6 +194,7 @@ class App:
 
     async def stop(self) -> None:
         self.ready = False
+        metrics.LEADER.set(0)
         self.dispatcher.close()
         for task in self._tasks:
             task.cancel()

@@ -101,6 +101,13 @@ QUEUE_DURATION = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
+LEADER = Gauge(
+    "shiftboss_leader",
+    "1 while this replica serves (it holds the leader Lease, or runs without leader "
+    "election), 0 on a standby.",
+    registry=REGISTRY,
+)
+
 # -- set at scrape time by ``refresh`` ------------------------------------------------------
 
 QUEUED_JOBS = Gauge(

@@ -3,8 +3,9 @@
 ``/healthz`` answers 200 (the process is fine: a liveness probe must not kill a
 standby), ``/readyz`` 200 with ``"standby": true`` (a standby is healthy and ready to
 take over, so a Deployment of several replicas is fully Available for ``helm --wait``,
-Argo CD and Flux), and every ``/v1/...`` request 503 ``not_leader``, which workers treat
-as "the operator is absent": they keep their work and retry (``docs/worker-protocol.md``).
+Argo CD and Flux), ``/metrics`` (``shiftboss_leader`` 0: a ServiceMonitor scrapes every
+replica), and every ``/v1/...`` request 503 ``not_leader``, which workers treat as "the
+operator is absent": they keep their work and retry (``docs/worker-protocol.md``).
 
 Readiness therefore does not keep workers away from standbys: the worker API Service
 also selects the label ``shiftboss.io/leader: "true"``, which only the leader's pod
@@ -18,7 +19,9 @@ import ssl
 from typing import TypedDict
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shiftboss import metrics
 from worker_runtime.protocol import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("shiftboss.standby")
@@ -48,6 +51,13 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _metrics(request: web.Request) -> web.Response:
+    # Scraped like the leader (a ServiceMonitor selects every replica): shiftboss_leader 0.
+    return web.Response(
+        body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
 async def _not_leader(request: web.Request) -> web.Response:
     body = ErrorResponse(error=ErrorDetail(code="not_leader", message=STANDBY_MESSAGE))
     return web.json_response(body.model_dump(exclude_none=True), status=503)
@@ -68,6 +78,7 @@ class StandbyServer:
         app = web.Application()
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", _readyz)
+        app.router.add_get("/metrics", _metrics)
         app.router.add_route("*", "/v1/{path:.*}", _not_leader)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -1010,6 +1010,7 @@ def test_health_readiness_and_metrics(cluster, namespace, operator):
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain"), metrics.headers
         assert "# HELP shiftboss_jobs_claimed_total" in metrics.text
+        assert "shiftboss_leader 1.0" in metrics.text.splitlines()  # it serves
 
         api = fake_worker(cluster, namespace, operator, {"echo": OBJECT})
         apply(cluster, namespace, job_manifest("counted", "echo", {}))

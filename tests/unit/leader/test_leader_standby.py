@@ -8,6 +8,7 @@ import ssl
 import httpx
 import pytest
 
+from shiftboss import metrics
 from shiftboss.standby import StandbyError, StandbyServer
 from shiftboss.testing.cluster import free_port
 from shiftboss.testing.pki import write_self_signed
@@ -36,7 +37,12 @@ async def test_a_standby_is_alive_ready_as_a_standby_and_refuses_the_protocol_wi
             error = ErrorResponse.model_validate(answer.json()).error
             assert error.code == "not_leader"
             assert "standby" in error.message
-        assert (await http.get("/metrics")).status_code == 404
+        # Scraped like any replica, and says it is not the one serving (the App sets the
+        # gauge when it serves; none runs in this process).
+        metrics.LEADER.set(0)
+        scraped = await http.get("/metrics")
+        assert scraped.status_code == 200
+        assert "\nshiftboss_leader 0.0\n" in scraped.text
 
 
 async def test_stopping_frees_the_port_for_the_leader():
