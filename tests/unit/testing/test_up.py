@@ -120,12 +120,15 @@ def test_without_control_plane_binaries_it_says_how_to_build_them(tmp_path: Path
 
 
 def test_make_local_cluster_runs_up_after_building_what_it_needs() -> None:
+    # Run from `make test` too: a sub-make would print "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(
-        ["make", "-n", "local-cluster", "VENV=/nonexistent-venv"],
+        ["make", "--no-print-directory", "-n", "local-cluster", "VENV=/nonexistent-venv"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout.splitlines()
     assert "bash hack/build-control-plane.sh" in out and "bash hack/build-helm.sh" in out
     assert out[-1] == "/nonexistent-venv/bin/python -m shiftboss.testing up"
