@@ -26,7 +26,7 @@ from shiftboss.client.jobs import (
 )
 from shiftboss.client.watch import JobWatch
 from shiftboss.jobs.store import JOBS
-from shiftboss.kube.client import ApiError, KubeClient
+from shiftboss.kube.client import MERGE_PATCH, ApiError, KubeClient
 from shiftboss.kube.config import KubeConfig
 
 #: Jobs per page of a list.
@@ -128,7 +128,8 @@ class AsyncClient:
         the result if the job finished first)."""
         await self._client()
         path = JOBS.path(self.namespace, name)
-        return await self._call("patch", name, "PATCH", path, body={"spec": {"cancel": True}})
+        body = {"spec": {"cancel": True}}
+        return await self._call("patch", name, "PATCH", path, body=body, content_type=MERGE_PATCH)
 
     async def list(
         self,

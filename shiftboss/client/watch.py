@@ -58,6 +58,7 @@ class JobWatch:
         self._stale = False
 
     async def _watch(self) -> None:
+        events = 0
         async for event in self.kube.watch(
             JOBS.path(self.namespace),
             resource_version=self.resource_version,
@@ -65,6 +66,7 @@ class JobWatch:
             fieldSelector=f"metadata.name={self.name}",
         ):
             kind, obj = event["type"], event["object"]
+            events += 1
             if kind == "ERROR":
                 raise ApiError(
                     int(obj.get("code") or 500), obj.get("reason", ""), obj.get("message", "")
@@ -81,6 +83,9 @@ class JobWatch:
             self._seen(obj)
             if self.done:
                 return
+        if not events:
+            # A stream that ended at once (a proxy's idle timeout): do not spin.
+            await self._pause()
 
     def _seen(self, obj: dict[str, object]) -> None:
         self.job = Job.model_validate(obj)
