@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from .attempt import Attempt, Stop
+from .client import Outcome
 from .context import Context
 from .logs import IdsFilter, log_ids
 from .protocol import Assignment, CompleteReport, FailReport, JobRef
@@ -225,7 +226,7 @@ class _Flight:
 
 def _outcome(
     run: Attempt,
-    report: object,
+    report: Outcome | None,
     progress: list[Progress],
     logs: list[logging.LogRecord],
 ) -> SkillOutcome:
