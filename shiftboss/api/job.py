@@ -10,6 +10,7 @@ Every step of a job's life is a status transition on its Job object::
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -20,11 +21,13 @@ from .common import (
     DNS1123_LABEL_MAX,
     SERVER_DEFAULT_EMPTY,
     ApiModel,
+    Condition,
     CrdInfo,
     PrinterColumn,
     Resource,
     Timestamp,
     cel,
+    conditions_schema_extra,
     text,
     validations,
 )
@@ -67,6 +70,21 @@ TERMINAL_PHASES = frozenset({JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.CANCE
 def is_terminal(phase: JobPhase | str | None) -> bool:
     """True when ``phase`` (an enum, its string, or None) is a terminal phase."""
     return phase is not None and phase in TERMINAL_PHASES
+
+
+class JobConditionType(StrEnum):
+    """The condition types of a Job's status (kstatus, plus batch/v1's Complete and Failed)."""
+
+    READY = "Ready"
+    #: kstatus "abnormal-true": present (True) only while the job is queued, running or
+    #: waiting to retry.
+    RECONCILING = "Reconciling"
+    #: kstatus "abnormal-true": present (True) only once the job Failed or was Cancelled.
+    STALLED = "Stalled"
+    #: As a batch/v1 Job's: present (True) only once Succeeded.
+    COMPLETE = "Complete"
+    #: As a batch/v1 Job's: present (True) only once Failed.
+    FAILED = "Failed"
 
 
 class AttemptOutcome(StrEnum):
@@ -369,6 +387,17 @@ def format_duration(seconds: float) -> str:
     return f"{days}d{hours}h"
 
 
+def format_instant(when: datetime, now: datetime) -> str:
+    """A point in time for a message that stays true while nothing is written: UTC,
+    rounded up to the second (never earlier than ``when``), the date only when it is
+    not ``now``'s day: ``14:02:07Z`` or ``2025-03-02T14:02:07Z``."""
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    if when.date() == now.date():
+        return when.strftime("%H:%M:%SZ")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class JobStatus(ApiModel):
     """The observed state of a Job, written by the operator."""
 
@@ -437,6 +466,20 @@ class JobStatus(ApiModel):
         None,
         ge=0,
         description="The metadata.generation of the spec this status reflects.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description=(
+            "Conditions of the job, set with every status write: Ready (True once "
+            "Succeeded, False otherwise, with the phase or the failure as its reason); "
+            "Reconciling (present, True, only while the job is queued, running or waiting "
+            "to retry); Stalled (present, True, only once it Failed or was Cancelled); "
+            "Complete (present, True, only once Succeeded) and Failed (present, True, only "
+            "once Failed), so that kubectl wait --for=condition=Complete works as for "
+            "batch/v1 Jobs. A job that only waits its turn is not written, so it has no "
+            "conditions until a worker claims it."
+        ),
+        json_schema_extra=conditions_schema_extra(8),
     )
 
     def record_attempt(self, record: AttemptRecord) -> None:

@@ -13,6 +13,9 @@ unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
     any non-terminal --DeadlineExceeded--> Failed
     waiting --ParamsRejected--> Failed
 
+Every resulting status carries the conditions of its phase (``shiftboss.jobs.conditions``)
+and the Job's ``metadata.generation``, so they ride on the transition's own write.
+
 A running attempt that must stop (``stop_reason``: cancelled, timed out, past the job's
 deadline) is not ended at once: its worker is told to stop and gets a grace period;
 ``fence_event`` is the event that ends it then.
@@ -33,8 +36,10 @@ from shiftboss.api.job import (
     JobSpec,
     JobStatus,
     format_duration,
+    format_instant,
     is_terminal,
 )
+from shiftboss.jobs.conditions import with_conditions
 
 WAITING = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED, JobPhase.RETRYING})
 
@@ -239,13 +244,20 @@ def fence_event(kind: StopKind, at: datetime, jitter_sample: float = 0.0) -> Eve
 # -- the transition function -----------------------------------------------------------
 
 
-def transition(spec: JobSpec, status: JobStatus | None, event: Event) -> JobStatus:
-    """The job's next status after ``event``; ``InvalidTransition`` if it does not apply."""
+def transition(
+    spec: JobSpec, status: JobStatus | None, event: Event, *, generation: int | None = None
+) -> JobStatus:
+    """The job's next status after ``event``; ``InvalidTransition`` if it does not apply.
+    ``generation`` is the Job's ``metadata.generation`` as the decision saw it."""
     current = status.model_copy(deep=True) if status else JobStatus()
-    phase = current.phase
-    if is_terminal(phase):
-        raise InvalidTransition(f"job is already {phase}")
+    if is_terminal(current.phase):
+        raise InvalidTransition(f"job is already {current.phase}")
+    return with_conditions(_next(spec, current, event), event.at, generation)
 
+
+def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
+    """``current`` (a copy, changed in place) after ``event``."""
+    phase = current.phase
     match event:
         case Enqueued(at=at, message=message):
             _require(phase in (None, JobPhase.PENDING), event, phase)
@@ -351,8 +363,10 @@ def _attempt_failed(
     current.phase = JobPhase.RETRYING
     current.worker = None
     current.next_attempt_at = at + timedelta(seconds=delay)
+    # An absolute time: a countdown would go stale while nothing is written.
     current.message = (
-        f"attempt {current.attempt} failed ({error_type}); retrying in {format_duration(delay)}"
+        f"attempt {current.attempt} failed ({error_type}); "
+        f"next attempt at {format_instant(current.next_attempt_at, at)}"
     )[:1024]
     return current
 

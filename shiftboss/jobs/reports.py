@@ -19,6 +19,7 @@ from shiftboss.api.job import JobPhase, JobProgress
 from shiftboss.jobs import machine
 from shiftboss.jobs.book import JobBook
 from shiftboss.jobs.claims import Claims
+from shiftboss.jobs.conditions import with_conditions
 from shiftboss.jobs.errors import AttemptNotCurrent, ResultTooLarge, UnknownAttempt
 from shiftboss.jobs.leases import Lease
 from shiftboss.jobs.settings import DispatchSettings
@@ -184,9 +185,11 @@ class Reports:
             uid, job, _ = self.current(worker, key)
             assert job.status is not None
             status = job.status.model_copy(deep=True)
+            now = self.clock()
             status.progress = JobProgress(
-                percent=report.percent, message=report.message or None, updated_at=self.clock()
+                percent=report.percent, message=report.message or None, updated_at=now
             )
+            with_conditions(status, now, job.generation)  # the generation this write saw
             self._last_progress_write[uid] = self.book.monotonic()
             try:
                 self.book.track(await self.transitions.store.write_status(job, status))

@@ -21,6 +21,8 @@ class TrackedJob:
     status: JobStatus | None
     #: A finished job's record without params, result or attempt history (see ``slimmed``).
     slim: bool = False
+    #: ``metadata.generation``: what a status written from this view has observed.
+    generation: int | None = None
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> TrackedJob:
@@ -34,6 +36,7 @@ class TrackedJob:
             created=datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")),
             spec=job.spec,
             status=job.status,
+            generation=meta.get("generation"),
         )
 
     def slimmed(self) -> TrackedJob:

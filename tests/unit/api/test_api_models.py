@@ -166,6 +166,32 @@ JOB_BODY: dict[str, Any] = {
         ],
         "message": "failed: ValueError: width must be > 0",
         "observedGeneration": 3,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "NotRetryable",
+                "message": "failed: ValueError: width must be > 0",
+                "lastTransitionTime": "2026-11-23T10:00:05Z",
+                "observedGeneration": 3,
+            },
+            {
+                "type": "Stalled",
+                "status": "True",
+                "reason": "NotRetryable",
+                "message": "failed: ValueError: width must be > 0",
+                "lastTransitionTime": "2026-11-23T10:00:05Z",
+                "observedGeneration": 3,
+            },
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "NotRetryable",
+                "message": "failed: ValueError: width must be > 0",
+                "lastTransitionTime": "2026-11-23T10:00:05Z",
+                "observedGeneration": 3,
+            },
+        ],
     },
 }
 
@@ -259,6 +285,7 @@ def test_job_status_as_written():
         "attemptStartTime": "2026-11-23T10:00:01.000500Z",
         "progress": {"percent": 10.0, "message": "starting"},
         "attempts": [],
+        "conditions": [],
     }
     assert value_errors(_crd_schema("jobs")["properties"]["status"], body) == []
 

@@ -26,6 +26,7 @@ from shiftboss.api.job import (
     JobSpec,
     JobStatus,
     RetryPolicy,
+    format_instant,
 )
 from shiftboss.jobs.machine import (
     AttemptDisrupted,
@@ -139,7 +140,7 @@ def retrying(next_attempt_at: datetime | None) -> JobStatus:
                 message="boom",
             )
         ],
-        message="attempt 1 failed (ValueError); retrying in 10s",
+        message="attempt 1 failed (ValueError); next attempt at 12:00:15Z",
     )
 
 
@@ -655,15 +656,36 @@ def test_attempt_failed_retries_after_the_backoff(
         error_type="ValueError",
         message="boom",
     )
-    assert result.message is not None
-    assert result.message.startswith(f"attempt {attempt} failed (ValueError); retrying in ")
+    next_at = f"{NOW + timedelta(seconds=delay):%H:%M:%S}Z"
+    assert result.message == f"attempt {attempt} failed (ValueError); next attempt at {next_at}"
 
 
-def test_retrying_message_names_the_delay() -> None:
+def test_retrying_message_names_the_time_of_the_next_attempt() -> None:
+    # An absolute time stays true while nothing is written; "retrying in 10s" would not.
     result = transition(SPEC, running(), AttemptFailed("ValueError", "boom", True, NOW))
-    assert result.message == "attempt 1 failed (ValueError); retrying in 10s"
+    assert result.message == "attempt 1 failed (ValueError); next attempt at 12:01:50Z"
     result = transition(SPEC, running(attempt=2), AttemptFailed("IOError", "x", True, NOW))
-    assert result.message == "attempt 2 failed (IOError); retrying in 20s"
+    assert result.message == "attempt 2 failed (IOError); next attempt at 12:02:00Z"
+    # A fraction of a second is rounded up: the attempt never comes before the time said.
+    late = NOW + timedelta(milliseconds=300)
+    result = transition(SPEC, running(), AttemptFailed("ValueError", "boom", True, late))
+    assert result.next_attempt_at == late + timedelta(seconds=10)
+    assert result.message == "attempt 1 failed (ValueError); next attempt at 12:01:51Z"
+
+
+@pytest.mark.parametrize(
+    ("when", "now", "expected"),
+    [
+        (t(0), t(0), "12:00:00Z"),
+        (t(7.000001), t(0), "12:00:08Z"),
+        (t(7.999), t(0), "12:00:08Z"),
+        (t(3600 * 12), t(0), "2025-03-02T00:00:00Z"),  # another day: dated
+        (datetime(2025, 3, 1, 23, 59, 59, 500000, tzinfo=UTC), t(0), "2025-03-02T00:00:00Z"),
+        (t(3600 * 11.9), t(0), "23:54:00Z"),
+    ],
+)
+def test_format_instant(when: datetime, now: datetime, expected: str) -> None:
+    assert format_instant(when, now) == expected
 
 
 @pytest.mark.parametrize(
@@ -703,7 +725,7 @@ def test_lost_attempts_follow_the_retry_policy(
     assert (record.attempt, record.worker, record.outcome) == (2, "w-1", outcome)
     assert (record.error_type, record.message) == (error_type, message)
     assert (record.start_time, record.end_time) == (T0, NOW)
-    assert result.message == f"attempt 2 failed ({error_type}); retrying in 22s"
+    assert result.message == f"attempt 2 failed ({error_type}); next attempt at 12:02:02Z"
 
     # ...and the job fails on the last one, the error kept.
     result = transition(spec, running(attempt=3), event)
