@@ -276,7 +276,7 @@ def test_notes_say_what_to_do_next(tmp_path):
     assert f"kubectl -n {NAMESPACE} rollout status deployment/shiftboss" in notes
     assert "kubectl -n team-a apply -f - <<'YAML'" in notes
     assert "kind: WorkerPool" in notes and "kind: Job" in notes
-    assert "kubectl -n team-a wait sbjob/hello --for=jsonpath='{.status.phase}'=Succeeded" in notes
+    assert "kubectl -n team-a wait sbjob/hello --for=condition=Complete" in notes
     assert "serves the namespaces team-a" in notes
 
 
