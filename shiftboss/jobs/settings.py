@@ -44,6 +44,10 @@ class DispatchSettings:
     #: A lease a heartbeat does not list is re-sent to its worker (``assign``) once it is
     #: this old: younger ones are most likely in a claim answer still on its way.
     assign_after_seconds: float = 2.0
+    #: Aging: a job counts as one priority level higher for every this many seconds it is
+    #: older than another (docs/scheduling.md).  60 s: a priority-0 job waits at most
+    #: 10 minutes (plus the backlog already ahead of it) behind a stream of priority 10.
+    aging_seconds_per_level: float = 60.0
 
     @property
     def restore_grace(self) -> float:

@@ -76,16 +76,18 @@ def test_pushing_again_moves_a_job_and_discarding_is_idempotent():
 def test_the_queue_matches_a_sorted_model_under_random_operations():
     rng = random.Random(7)
     queue = JobQueue()
-    model: dict[str, tuple[int, float, int, str, str]] = {}
+    model: dict[str, tuple[float, int, int, str, str]] = {}
     skills = ["a", "b", "c"]
     for step in range(5000):
         uid = f"j{rng.randrange(400)}"
         action = rng.random()
         if action < 0.5:
             skill, priority = rng.choice(skills), rng.randrange(11)
-            created = T0 + timedelta(seconds=rng.randrange(50))
+            # Created over several aging levels, so that aging decides some orders.
+            created = T0 + timedelta(seconds=rng.randrange(600))
             queue.push(uid, skill, priority, created, step)
-            model[uid] = (-priority, created.timestamp(), step, uid, skill)
+            virtual = created.timestamp() - priority * queue.aging_seconds_per_level
+            model[uid] = (virtual, -priority, step, uid, skill)
         elif action < 0.8:
             queue.discard(uid)
             model.pop(uid, None)
@@ -109,8 +111,9 @@ def test_100k_queued_jobs_a_claim_costs_a_few_heap_operations(monkeypatch):
         served.append(uid)
     # Each claim drops the slot its predecessor left at a head: one pop per claim.
     assert pops() <= len(served) + len(skills)
-    expected = sorted(range(n), key=lambda i: (-(i % 11), i % 3600, i))[:10_000]
-    assert served == [f"job-{i}" for i in expected]
+    # Created over an hour: aging (60 s a level) lets old low-priority jobs pass new high.
+    expected = sorted(range(n), key=lambda i: (i % 3600 - 60 * (i % 11), -(i % 11), i))
+    assert served == [f"job-{i}" for i in expected[:10_000]]
     # Discards in the middle (cancellations) leave stale slots; rebuilding keeps them few.
     for i in range(20_000, n, 2):
         queue.discard(f"job-{i}")
