@@ -20,11 +20,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from shiftboss.api.job import JobPhase, JobStatus, is_terminal
 from shiftboss.jobs import machine
 from shiftboss.jobs.leases import Lease, LeaseTable, PoolKey
 from shiftboss.jobs.queue import JobQueue
+from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.timerheap import TimerHeap
 from shiftboss.jobs.tracked import TrackedJob
 from worker_runtime.protocol import attempt_id
@@ -65,6 +67,7 @@ class JobBook:
         *,
         restore_grace_seconds: float,
         blocked_check_seconds: float,
+        aging_seconds_per_level: float = DispatchSettings.aging_seconds_per_level,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.restore_grace_seconds = restore_grace_seconds
@@ -72,7 +75,9 @@ class JobBook:
         #: The clock of leases and timers (seconds; injected so tests can move it).
         self.monotonic = monotonic
         self.jobs: dict[str, TrackedJob] = {}
-        self.queues: dict[PoolKey, JobQueue] = defaultdict(JobQueue)
+        self.queues: dict[PoolKey, JobQueue] = defaultdict(
+            partial(JobQueue, aging_seconds_per_level)
+        )
         self.leases = LeaseTable()
         #: Timers on the wall clock (POSIX seconds) and on the monotonic clock.
         self.wall_timers: TimerHeap[AlarmKey] = TimerHeap()

@@ -70,6 +70,7 @@ class Dispatcher:
         self.book = JobBook(
             restore_grace_seconds=settings.restore_grace,
             blocked_check_seconds=settings.blocked_check_seconds,
+            aging_seconds_per_level=settings.aging_seconds_per_level,
             monotonic=monotonic,
         )
         self.transitions = Transitions(self.book, store, events, settings, clock)

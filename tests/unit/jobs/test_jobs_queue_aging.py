@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from dispatching import claim_one, submit, worker
+from fake_store import at
 
 from shiftboss.jobs.queue import JobQueue
 from shiftboss.jobs.settings import DispatchSettings
@@ -156,3 +158,13 @@ def test_without_aging_the_stream_starves_the_low_job():
     wait, _, served_meanwhile = stream.run(JobQueue(NO_AGING), seconds=stream.low_at + 30 * 60)
     assert wait is None
     assert served_meanwhile == 30 * 60
+
+
+@pytest.mark.parametrize(("aging", "first"), [(LEVEL, "old-low"), (NO_AGING, "new-high")])
+async def test_the_dispatcher_ages_its_queues_at_the_rate_of_its_settings(
+    store, make_dispatcher, aging: float, first: str
+):
+    dispatcher = make_dispatcher(settings={"aging_seconds_per_level": aging})
+    submit(store, dispatcher, "new-high", priority=10, created=at(10 * LEVEL + 1))
+    submit(store, dispatcher, "old-low", priority=0, created=at(0))
+    assert (await claim_one(dispatcher, worker())).job.name == first
