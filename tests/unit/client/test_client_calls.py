@@ -8,7 +8,9 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from client_fakes import JOBS_PATH, NAMESPACE, FakeApi, event, job_object, write_kubeconfig
@@ -229,3 +231,18 @@ async def test_the_blocking_client_works_inside_a_running_event_loop(
     finally:
         sb.close()
     sb.close()  # closing twice is harmless
+
+
+def test_an_interrupted_blocking_call_stops_its_work(api: FakeApi, kubeconfig: Path) -> None:
+    api.add(job_object("j1", 10, "Running"))
+    with Client(kubeconfig=kubeconfig, transport=api.transport()) as sb:
+        # Ctrl-C while the caller waits for the call's result:
+        interrupted = mock.patch.object(Future, "result", side_effect=KeyboardInterrupt)
+        with interrupted, pytest.raises(KeyboardInterrupt):
+            sb.wait("j1")
+
+        async def others() -> int:
+            await asyncio.sleep(0.1)  # let the cancellation land
+            return len(asyncio.all_tasks()) - 1
+
+        assert asyncio.run_coroutine_threadsafe(others(), sb._loop).result() == 0
