@@ -8,7 +8,11 @@ unknown keys are ignored so that objects read from the API server (with ``metada
 Validation that the API server must enforce is declared here once, on the models, and
 ``shiftboss.api.crdgen`` turns it into the CRD schemas in ``crds/``:
 
-* pydantic constraints (``ge``, ``le``, ``max_length``, ``pattern``) become OpenAPI bounds;
+* pydantic constraints (``ge``, ``le``, ``max_length``) become OpenAPI bounds;
+* a string of one form is ``Annotated[str, Matching(regex, words, max_length=...)]``
+  (:mod:`shiftboss.api.forms`): the CRD refuses other values with a CEL rule whose
+  message says the form in words;
+* a default is stated in the field's description ("Defaults to 5.") for ``kubectl explain``;
 * :func:`cel` rules, attached with ``json_schema_extra``, become ``x-kubernetes-validations``;
 * ``json_schema_extra={"default": ...}`` (see :data:`SERVER_DEFAULT_EMPTY`) asks the API
   server to materialise a value that pydantic fills with a ``default_factory``.
@@ -32,6 +36,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from .forms import Matching
+
 #: The API group of every Shiftboss resource.
 API_GROUP = "shiftboss.io"
 #: The one served (and stored) version of the API.
@@ -44,6 +50,16 @@ CATEGORY = "shiftboss"
 #: A DNS-1123 label: what Kubernetes requires of names used as label values and hostnames.
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_LABEL_MAX = 63
+DNS1123_LABEL_WORDS = (
+    "a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit (for example resize-pool)"
+)
+#: A DNS-1123 subdomain: what Kubernetes requires of most object names.
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS1123_SUBDOMAIN_WORDS = (
+    "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending "
+    "with a letter or digit (for example resize-worker)"
+)
 
 
 def _utc(value: datetime) -> datetime:
@@ -101,14 +117,19 @@ def cel(
     rule: str,
     message: str,
     *,
+    message_expression: str | None = None,
     field_path: str | None = None,
     reason: str | None = None,
 ) -> dict[str, str]:
     """One ``x-kubernetes-validations`` entry: a CEL ``rule`` and the ``message`` shown
-    when it is false.  ``field_path`` (e.g. ``.timeoutSeconds``) points the error at a
-    field below the node that carries the rule; ``reason`` is one of ``FieldValueInvalid``
-    (default), ``FieldValueForbidden``, ``FieldValueRequired``, ``FieldValueDuplicate``."""
+    when it is false.  ``message_expression`` (CEL giving a string) is shown instead when
+    set, ``message`` then only if it fails.  ``field_path`` (e.g. ``.timeoutSeconds``)
+    points the error at a field below the node that carries the rule; ``reason`` is one of
+    ``FieldValueInvalid`` (default), ``FieldValueForbidden``, ``FieldValueRequired``,
+    ``FieldValueDuplicate``."""
     entry = {"rule": rule, "message": message}
+    if message_expression is not None:
+        entry["messageExpression"] = message_expression
     if field_path is not None:
         entry["fieldPath"] = field_path
     if reason is not None:
@@ -163,21 +184,32 @@ class Condition(ApiModel):
     """One aspect of the resource's current state, in the standard Kubernetes shape
     (type, status, reason, message, lastTransitionTime)."""
 
-    type: str = Field(
-        min_length=1,
-        max_length=316,
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
-        description="Type of the condition, in CamelCase (for example Ready).",
-    )
+    type: Annotated[
+        str,
+        Matching(
+            r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+            r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+            "a condition type in CamelCase, optionally prefixed by a DNS subdomain and '/' "
+            "(for example Ready or example.com/Healthy)",
+            max_length=316,
+        ),
+    ] = Field(description="Type of the condition, in CamelCase (for example Ready).")
     status: ConditionStatus = Field(
         description="Status of the condition: True, False or Unknown.",
     )
-    reason: str | None = Field(
+    reason: (
+        Annotated[
+            str,
+            Matching(
+                r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+                "a reason in CamelCase: a letter, then letters, digits, '_', ',' or ':' "
+                "(for example PodsReady)",
+                max_length=1024,
+            ),
+        ]
+        | None
+    ) = Field(
         None,
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
         description="Machine-readable CamelCase reason for the condition's last transition.",
     )
     message: ConditionMessage | None = Field(

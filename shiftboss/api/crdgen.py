@@ -27,7 +27,11 @@ What the conversion does (pydantic JSON Schema -> Kubernetes structural schema):
   ``x-kubernetes-preserve-unknown-fields: true``; ``additionalProperties`` stays only as
   a schema for typed maps (``dict[str, str]``); ``additionalProperties: false`` is
   dropped (not allowed in structural schemas);
-* ``default: null`` is dropped; other defaults are kept as they are.
+* ``default: null`` is dropped; other defaults are kept as they are, and stated at the
+  end of the field's description ("Defaults to 5.") since ``kubectl explain`` does not
+  show them;
+* a ``pattern`` (from :class:`~shiftboss.api.forms.Matching`, with its form in words)
+  becomes a CEL rule whose message says the form (:func:`~shiftboss.api.forms.pattern_to_rule`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,6 +48,7 @@ from typing import Any
 import yaml
 
 from .common import API_GROUP, API_VERSION, CrdInfo, Resource
+from .forms import pattern_to_rule
 from .job import Job
 from .openapi import INT_OR_STRING, PRESERVE, VALIDATIONS, schema_at, structural_errors
 from .workerpool import WorkerPool
@@ -188,7 +194,25 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             out["type"] = "string"
         else:
             out[_PRESERVE] = True  # any JSON value
+    if "pattern" in out:
+        try:
+            pattern_to_rule(out)
+        except ValueError as exc:
+            raise SchemaError(f"{path}: {exc}") from None
+    if "default" in out:
+        out["description"] = _with_default(out.get("description", ""), out)
     return out
+
+
+def _with_default(description: str, node: dict[str, Any]) -> str:
+    """``description`` ending with the field's default, as ``kubectl explain`` shows it."""
+    default = node["default"]
+    sentence = f"Defaults to {json.dumps(default)}."
+    if default == {} and "properties" in node:
+        sentence = "Defaults to {}, so that each of its fields takes its own default."
+    if description and description[-1] not in ".!?":
+        description += "."
+    return f"{description} {sentence}" if description else sentence
 
 
 def _order(node: Any) -> Any:

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, model_validator
 from .common import (
     DNS1123_LABEL,
     DNS1123_LABEL_MAX,
+    DNS1123_LABEL_WORDS,
     SERVER_DEFAULT_EMPTY,
     ApiModel,
     Condition,
@@ -31,6 +32,7 @@ from .common import (
     text,
     validations,
 )
+from .forms import Matching
 
 #: How many attempts ``status.attempts`` keeps (the oldest are dropped first).
 MAX_ATTEMPT_HISTORY = 20
@@ -207,10 +209,9 @@ class JobSpec(ApiModel):
 
     model_config = ConfigDict(json_schema_extra=validations(_DEADLINE_RULE))
 
-    pool: str = Field(
-        min_length=1,
-        max_length=DNS1123_LABEL_MAX,
-        pattern=DNS1123_LABEL,
+    pool: Annotated[
+        str, Matching(DNS1123_LABEL, DNS1123_LABEL_WORDS, max_length=DNS1123_LABEL_MAX)
+    ] = Field(
         description=(
             "Name of the WorkerPool, in the Job's namespace, whose workers run the job. Immutable."
         ),
@@ -221,10 +222,15 @@ class JobSpec(ApiModel):
             )
         ),
     )
-    skill: str = Field(
-        min_length=1,
-        max_length=63,
-        pattern=SKILL_PATTERN,
+    skill: Annotated[
+        str,
+        Matching(
+            SKILL_PATTERN,
+            "a skill name: a letter or '_', then letters, digits, '_', '.' or '-' "
+            "(for example resize or images.resize-v2)",
+            max_length=63,
+        ),
+    ] = Field(
         description="Name of the skill to run, as registered by the pool's workers. Immutable.",
         json_schema_extra=validations(
             cel(

@@ -6,7 +6,8 @@
 * :func:`apply_defaults` - fill in defaults the way the API server does.
 
 They are used by ``crdgen`` (to refuse to emit a broken CRD) and by tests (to check
-defaults and sample objects without a cluster). CEL rules are not evaluated here.
+defaults and sample objects without a cluster). CEL rules are not evaluated here, except
+the pattern rules of :func:`~shiftboss.api.forms.matches_rule`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import copy
 import re
 from typing import Any
 
+from .forms import INT_OR_STRING as INT_OR_STRING
+from .forms import VALIDATIONS as VALIDATIONS
+from .forms import rule_regex
+
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
-INT_OR_STRING = "x-kubernetes-int-or-string"
-VALIDATIONS = "x-kubernetes-validations"
 
 #: The keys of an apiextensions.k8s.io/v1 JSONSchemaProps (plus the x-kubernetes-* ones).
 JSON_SCHEMA_PROPS = frozenset(
@@ -151,7 +154,8 @@ def value_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str
     """Why ``value`` does not validate against ``schema`` (empty: it does).
 
     Covers the keywords the generated CRDs use; ``format`` is only checked for
-    ``date-time``. ``x-kubernetes-validations`` (CEL) are not evaluated.
+    ``date-time``. Of the ``x-kubernetes-validations`` (CEL) only the pattern rules of
+    :func:`~shiftboss.api.forms.matches_rule` are evaluated.
     """
     where = path or "<root>"
     errors: list[str] = []
@@ -179,6 +183,10 @@ def value_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str
             errors.append(f"{where}: shorter than {schema['minLength']} characters")
         if "pattern" in schema and not re.search(schema["pattern"], value):
             errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+        for rule in schema.get(VALIDATIONS, []):
+            regex = rule_regex(rule["rule"])
+            if regex is not None and not re.search(regex, value):
+                errors.append(f"{where}: {value!r} {rule['message']}")
         if schema.get("format") == "date-time" and not re.match(
             r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", value
         ):

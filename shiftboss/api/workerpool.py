@@ -5,11 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from .common import (
     DNS1123_LABEL,
     DNS1123_LABEL_MAX,
+    DNS1123_SUBDOMAIN,
+    DNS1123_SUBDOMAIN_WORDS,
     ApiModel,
     Condition,
     CrdInfo,
@@ -20,6 +22,7 @@ from .common import (
     conditions_schema_extra,
     validations,
 )
+from .forms import Matching
 
 #: The label every pod of a pool carries, with the pool's name as its value.
 POOL_LABEL = "shiftboss.io/pool"
@@ -37,22 +40,47 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
+_QUANTITY_FORM = Matching(
+    QUANTITY_PATTERN,
+    "a quantity: a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ...), "
+    "for example 500m, 1Gi or 2",
+    max_length=64,
+)
+
 #: An environment variable name as Kubernetes 1.34+ accepts it: printable ASCII but '='.
 ENV_NAME_PATTERN = r"^[ -<>-~]+$"
 
+#: The environment variables the operator sets on every worker: what makes a worker talk
+#: to the right operator for the right pool with the right identity.  The CRD refuses
+#: them in a pool's ``env``; the pod builder still drops them (objects stored before).
+OPERATOR_ENV: tuple[str, ...] = (
+    "SHIFTBOSS_OPERATOR_URL",
+    "SHIFTBOSS_POOL",
+    "SHIFTBOSS_WORKER_ID",
+    "SHIFTBOSS_POD_IP",
+    "SHIFTBOSS_TOKEN_FILE",
+    "SHIFTBOSS_CONCURRENCY",
+    "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS",
+    "SHIFTBOSS_HEALTH_PORT",
+    "SHIFTBOSS_CA_DATA",
+)
+
 #: A resource quantity: an integer or a quantity string.
 Quantity = Annotated[
-    Annotated[int, Field(ge=0)]
-    | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
+    Annotated[int, Field(ge=0)] | Annotated[str, _QUANTITY_FORM],
     WithJsonSchema(
         {
             "x-kubernetes-int-or-string": True,
-            "pattern": QUANTITY_PATTERN,  # applies to strings
+            **_QUANTITY_FORM.json_schema(),  # applies to strings
             "minimum": 0,  # applies to integers
             "description": "A quantity: an integer or a string such as 500m, 1Gi, 2.",
         }
     ),
 ]
+
+#: Resource names per requests or limits map: bounded, so that CEL rules on the
+#: quantities fit the API server's cost budget.
+MAX_RESOURCE_NAMES = 32
 
 
 def selector_for(pool: str) -> str:
@@ -120,15 +148,35 @@ class EnvVar(ApiModel):
                 "!has(self.valueFrom) || !has(self.value) || size(self.value) == 0",
                 "env[].value and env[].valueFrom are mutually exclusive: "
                 "set only one of them for each variable",
-            )
+            ),
+            cel(
+                "!(self.name in [" + ", ".join(f"'{name}'" for name in OPERATOR_ENV) + "])",
+                "spec.env must not set the variables the operator sets on every worker "
+                f"({', '.join(OPERATOR_ENV)})",
+                message_expression=(
+                    "self.name + ' is set by the operator on every worker (it connects the "
+                    "worker to its operator and pool) and cannot be overridden: remove it "
+                    "from spec.env'"
+                ),
+                field_path=".name",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
-    name: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=ENV_NAME_PATTERN,
-        description="Name of the environment variable (printable ASCII, no '=').",
+    name: Annotated[
+        str,
+        Matching(
+            ENV_NAME_PATTERN,
+            "an environment variable name: printable ASCII characters other than '=' "
+            "(for example LOG_LEVEL)",
+            max_length=1024,
+        ),
+    ] = Field(
+        description=(
+            "Name of the environment variable (printable ASCII, no '='). The variables "
+            f"the operator sets ({', '.join(OPERATOR_ENV)}) are refused."
+        ),
     )
     value: str | None = Field(
         None,
@@ -158,6 +206,7 @@ class ResourceRequirements(ApiModel):
 
     requests: dict[str, Quantity] = Field(
         default_factory=dict,
+        max_length=MAX_RESOURCE_NAMES,
         description=(
             "Minimum resources each worker needs, by resource name "
             "(for example cpu: 500m, memory: 256Mi); the scheduler places pods by them."
@@ -165,6 +214,7 @@ class ResourceRequirements(ApiModel):
     )
     limits: dict[str, Quantity] = Field(
         default_factory=dict,
+        max_length=MAX_RESOURCE_NAMES,
         description=(
             "Maximum resources each worker may use, by resource name (for example memory: 1Gi)."
         ),
@@ -182,10 +232,16 @@ class WorkerPoolSpec(ApiModel):
             "app (for example registry.example.com/resize-worker:1.4.0)."
         ),
     )
-    app: str = Field(
-        min_length=3,
-        max_length=512,
-        pattern=APP_PATTERN,
+    app: Annotated[
+        str,
+        Matching(
+            APP_PATTERN,
+            "module:attribute (a dotted module path, ':' and an attribute path, "
+            "for example demo_worker:worker)",
+            max_length=512,
+            min_length=3,
+        ),
+    ] = Field(
         description=(
             "The worker object to run, as module:attribute (for example app:worker or "
             "acme.jobs.resize:worker); passed to `shiftboss-worker run --app`."
@@ -232,11 +288,10 @@ class WorkerPoolSpec(ApiModel):
         None,
         description="Scheduling affinity of the worker pods, exactly as in a Pod's spec.affinity.",
     )
-    service_account_name: str = Field(
+    service_account_name: Annotated[
+        str, Matching(DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_WORDS, max_length=253)
+    ] = Field(
         "default",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
         description=(
             "Service account of the worker pods. Its projected token (audience shiftboss) "
             "is how a worker authenticates to the operator."

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from shiftboss.api.common import API_GROUP_VERSION
-from shiftboss.api.workerpool import POOL_LABEL, WorkerPool
+from shiftboss.api.workerpool import OPERATOR_ENV, POOL_LABEL, WorkerPool
 
 __all__ = [
     "HASH_LABEL",
@@ -78,20 +78,6 @@ TEMPLATE_FIELDS: tuple[str, ...] = (
     "drain_timeout_seconds",
 )
 
-#: The environment variables the operator sets on every worker.  A pool's ``env`` entry
-#: with one of these names is dropped from the pod: the operator's value always wins.
-OPERATOR_ENV: tuple[str, ...] = (
-    "SHIFTBOSS_OPERATOR_URL",
-    "SHIFTBOSS_POOL",
-    "SHIFTBOSS_WORKER_ID",
-    "SHIFTBOSS_POD_IP",
-    "SHIFTBOSS_TOKEN_FILE",
-    "SHIFTBOSS_CONCURRENCY",
-    "SHIFTBOSS_DRAIN_TIMEOUT_SECONDS",
-    "SHIFTBOSS_HEALTH_PORT",
-    "SHIFTBOSS_CA_DATA",
-)
-
 #: Pod Security ``restricted``: what a namespace enforcing it demands of every pod.
 POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -150,12 +136,10 @@ def pod_labels(pool_name: str, hash_: str) -> dict[str, str]:
 def _user_env(pool: WorkerPool) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = []
     for var in pool.spec.env:
-        # The operator's variables are not overridable: SHIFTBOSS_POOL, the token file,
-        # the operator URL and the others below are what makes a worker talk to the
-        # right operator for the right pool with the right identity.  An entry of the
-        # pool's env with one of those names is dropped here (instead of being listed
-        # twice, where the API server only warns and the last one silently wins), so
-        # the operator's value always wins.
+        # The operator's variables (OPERATOR_ENV) are not overridable.  The CRD refuses
+        # them, but a pool stored before that rule (or kept by ratcheting) may still
+        # carry one: it is dropped here (instead of being listed twice, where the API
+        # server only warns and the last one silently wins).
         if var.name in OPERATOR_ENV:
             continue
         entry: dict[str, Any] = {"name": var.name}

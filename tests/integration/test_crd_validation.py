@@ -1,8 +1,9 @@
 """What the API server does with the Shiftboss CRDs, with no operator running.
 
 Invalid Jobs and WorkerPools are refused with a message that names the field and
-says what is wrong, and a refused request changes nothing; the API server fills in
-the defaults; ``kubectl explain``, short names, the ``shiftboss`` category, selectable
+says what is wrong (a field of one form says the form in words, never a regex), and a
+refused request changes nothing; the API server fills in the defaults, which ``kubectl
+explain`` states; short names, the ``shiftboss`` category, selectable
 fields, printer columns and the scale subresource work as the CRDs declare them.
 """
 
@@ -70,11 +71,13 @@ def get(cluster, namespace: str, kind: str, name: str) -> dict:
 
 
 def assert_refused(result: subprocess.CompletedProcess, phrases: tuple[str, ...]) -> None:
-    """The command failed and its stderr (what the user sees) holds every phrase."""
+    """The command failed and its stderr (what the user sees) holds every phrase, and
+    no regex: a field of one form is refused with the form in words."""
     assert result.returncode != 0, f"accepted, but should be refused:\n{result.stdout}"
     message = " ".join(result.stderr.split())
     for phrase in phrases:
         assert phrase in message, f"{phrase!r} not in the error:\n{result.stderr}"
+    assert "should match" not in message, result.stderr
 
 
 def assert_not_found(cluster, namespace: str, kind: str, name: str) -> None:
@@ -169,9 +172,17 @@ CREATE_CASES = {
         ("spec.retry.backoff.factor", "should be greater than or equal to 1"),
     ),
     "job-pool-not-a-dns-label": Refused(
-        _job(pool="Bad_Pool"), ("spec.pool", "should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'")
+        _job(pool="Bad_Pool"),
+        (
+            'spec.pool: Invalid value: "Bad_Pool": must be a DNS-1123 label: at most 63 '
+            "lowercase letters, digits and '-', starting and ending with a letter or digit "
+            "(for example resize-pool)",
+        ),
     ),
-    "job-skill-bad-name": Refused(_job(skill="1resize!"), ("spec.skill", "should match")),
+    "job-skill-bad-name": Refused(
+        _job(skill="1resize!"),
+        ('spec.skill: Invalid value: "1resize!": must be a skill name: a letter or',),
+    ),
     "job-params-a-string": Refused(
         _job(params="size=2"), ("spec.params", 'must be of type object: "string"')
     ),
@@ -188,8 +199,21 @@ CREATE_CASES = {
         without(_pool(), "spec", "image"), ("spec.image: Required value",)
     ),
     "pool-missing-app": Refused(without(_pool(), "spec", "app"), ("spec.app: Required value",)),
-    "pool-app-not-module-attr": Refused(_pool(app="app.worker"), ("spec.app", "should match")),
-    "pool-app-empty-attr": Refused(_pool(app="app:"), ("spec.app", "should")),
+    "pool-app-not-module-attr": Refused(
+        _pool(app="app.worker"),
+        (
+            'spec.app: Invalid value: "app.worker": must be module:attribute (a dotted '
+            "module path, ':' and an attribute path, for example demo_worker:worker)",
+        ),
+    ),
+    "pool-app-empty-attr": Refused(
+        _pool(app="app:"), ('spec.app: Invalid value: "app:": must be module:attribute',)
+    ),
+    "pool-app-too-short": Refused(_pool(app="a:"), ("spec.app", "at least 3 chars long")),
+    "pool-service-account-not-a-name": Refused(
+        _pool(serviceAccountName="Resize_Worker"),
+        ('spec.serviceAccountName: Invalid value: "Resize_Worker": must be a DNS-1123 subdomain',),
+    ),
     "pool-replicas-negative": Refused(
         _pool(replicas=-1), ("spec.replicas", "should be greater than or equal to 0")
     ),
@@ -216,15 +240,32 @@ CREATE_CASES = {
         ("spec.env[1]", "Duplicate value"),
     ),
     "pool-env-name-with-equals": Refused(
-        _pool(env=[{"name": "A=B", "value": "1"}]), ("spec.env[0].name", "should match")
+        _pool(env=[{"name": "A=B", "value": "1"}]),
+        ("spec.env[0].name", "must be an environment variable name: printable ASCII"),
+    ),
+    "pool-env-reserved-name": Refused(
+        _pool(env=[{"name": "LOG_LEVEL", "value": "debug"}, {"name": "SHIFTBOSS_OPERATOR_URL"}]),
+        (
+            "spec.env[1].name: Forbidden: SHIFTBOSS_OPERATOR_URL is set by the operator on "
+            "every worker",
+            "remove it from spec.env",
+        ),
+    ),
+    "pool-env-reserved-name-from-a-secret": Refused(
+        _pool(
+            env=[
+                {"name": "SHIFTBOSS_POOL", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+            ]
+        ),
+        ("spec.env[0].name: Forbidden: SHIFTBOSS_POOL is set by the operator",),
     ),
     "pool-bad-resource-quantity": Refused(
         _pool(resources={"requests": {"cpu": "lots"}}),
-        ("spec.resources.requests.cpu", "should match"),
+        ('spec.resources.requests[cpu]: Invalid value: "lots": must be a quantity: a number',),
     ),
     "pool-bad-limit-unit": Refused(
         _pool(resources={"limits": {"memory": "1GB"}}),
-        ("spec.resources.limits.memory", "should match"),
+        ("spec.resources.limits[memory]", "for example 500m, 1Gi or 2"),
     ),
     "pool-drain-timeout-negative": Refused(
         _pool(drainTimeoutSeconds=-1),
@@ -240,7 +281,7 @@ CREATE_CASES = {
     ),
     "pool-negative-cpu-request": Refused(
         _pool(resources={"requests": {"cpu": "-500m"}}),
-        ("spec.resources.requests.cpu", "should match"),
+        ("spec.resources.requests[cpu]", "must be a quantity"),
     ),
     "pool-negative-integer-limit": Refused(
         _pool(resources={"limits": {"cpu": -1}}),
@@ -308,45 +349,49 @@ def test_invalid_object_is_refused_and_not_created(
 
 
 def test_valid_objects_are_accepted(cluster, namespace):
-    """The control of the table above: the base manifests (and edge values) are valid."""
+    """The control of the table above: the base manifests (and edge values) are valid,
+    and stored as they were sent."""
     apply(cluster, namespace, pool_manifest("p"))
-    apply(
-        cluster,
-        namespace,
-        pool_manifest(
-            "edge",
-            replicas=0,
-            concurrency=1024,
-            drainTimeoutSeconds=0,
-            app="acme.jobs.resize:worker.main",
-            env=[
-                {"name": "A", "value": "1"},
-                {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {
-                    "name": "C",
-                    "value": "",
-                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
-                },
-            ],
-            resources={"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": 2}},
-        ),
-    )
-    apply(cluster, namespace, job_manifest("j"))
-    apply(
-        cluster,
-        namespace,
-        job_manifest(
-            "edge",
-            priority=10,
-            timeoutSeconds=60,
-            activeDeadlineSeconds=60,
-            params={"size": [1, 2], "nested": {"x": None}},
-            retry={
-                "maxAttempts": 1,
-                "backoff": {"initialDelaySeconds": 5, "maxDelaySeconds": 5, "jitter": 1},
+    edge_pool = pool_manifest(
+        "edge",
+        replicas=0,
+        concurrency=1024,
+        drainTimeoutSeconds=0,
+        paused=False,
+        app="acme.jobs.resize:worker.main",
+        serviceAccountName="resize.worker-1",
+        env=[
+            {"name": "A", "value": "1"},
+            # A worker_runtime setting, not one the operator sets: the user's to set.
+            {"name": "SHIFTBOSS_OUTCOME_RETRY_SECONDS", "value": "60"},
+            {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "C",
+                "value": "",
+                "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
             },
-        ),
+        ],
+        resources={"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": 2}},
     )
+    apply(cluster, namespace, edge_pool)
+    assert get(cluster, namespace, "WorkerPool", "edge")["spec"] == edge_pool["spec"]
+    apply(cluster, namespace, job_manifest("j"))
+    edge_job = job_manifest(
+        "edge",
+        pool="resize-pool",
+        skill="_images.resize-v2",
+        priority=10,
+        timeoutSeconds=60,
+        activeDeadlineSeconds=60,
+        params={"size": [1, 2], "nested": {"x": 1.5, "y": [True, "z"]}},
+        retry={
+            "maxAttempts": 1,
+            "backoff": {"initialDelaySeconds": 5, "factor": 2, "maxDelaySeconds": 5, "jitter": 1},
+        },
+        cancel=False,
+    )
+    apply(cluster, namespace, edge_job)
+    assert get(cluster, namespace, "Job", "edge")["spec"] == edge_job["spec"]
     assert names(cluster, namespace, JOBS) == {
         "job.shiftboss.io/j",
         "job.shiftboss.io/edge",
@@ -419,6 +464,11 @@ UPDATE_CASES = {
         pool_manifest("u"),
         patch(POOLS, "merge", {"spec": {"concurrency": 0}}),
         ("spec.concurrency", "should be greater than or equal to 1"),
+    ),
+    "pool-add-reserved-env": RefusedUpdate(
+        pool_manifest("u", env=[{"name": "A", "value": "1"}]),
+        patch(POOLS, "merge", {"spec": {"env": [{"name": "SHIFTBOSS_POOL", "value": "other"}]}}),
+        ("spec.env[0].name: Forbidden: SHIFTBOSS_POOL is set by the operator",),
     ),
     "pool-scale-above-1000": RefusedUpdate(
         pool_manifest("u"),
@@ -530,6 +580,18 @@ def test_explain_pool_drain_timeout(cluster):
     assert "KIND: WorkerPool" in text
     assert "FIELD: drainTimeoutSeconds <integer>" in text
     assert "How long a busy worker may keep running its jobs after it is asked to stop" in text
+    assert text.endswith("Defaults to 60.")
+
+
+def test_explain_states_the_defaults(cluster):
+    text = explain(cluster, "workerpool.spec.replicas")
+    assert "FIELD: replicas <integer>" in text
+    assert "0 keeps the pool defined but runs no worker. Defaults to 1." in text
+    assert explain(cluster, "wp.spec.serviceAccountName").endswith('Defaults to "default".')
+    retry = explain(cluster, "sbj.spec.retry")
+    assert "Retry policy of failed attempts. Defaults to {}, so that each of its fields" in retry
+    assert "are not counted. Defaults to 3." in retry  # maxAttempts, listed under FIELDS
+    assert "Defaults to" not in explain(cluster, "sbj.spec.timeoutSeconds")  # none: no limit
 
 
 # --- 4. short names and category ------------------------------------------------------
@@ -618,6 +680,31 @@ def test_status_is_a_subresource(cluster, namespace):
         check=False,
     )
     assert_refused(result, ("status.phase", "Unsupported value", '"Done"'))
+
+
+def test_status_condition_type_is_refused_in_words(cluster, namespace):
+    apply(cluster, namespace, job_manifest("c"))
+    condition = {
+        "type": "not ready",
+        "status": "True",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    result = cluster.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        JOBS,
+        "c",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"conditions": [condition]}}),
+        check=False,
+    )
+    assert_refused(
+        result,
+        ('status.conditions[0].type: Invalid value: "not ready": must be a condition type',),
+    )
 
 
 # --- 6. printer columns ---------------------------------------------------------------

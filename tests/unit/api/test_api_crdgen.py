@@ -3,6 +3,8 @@ printer columns, selectable fields, subresources, and the crdgen CLI."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,8 +16,9 @@ from pydantic import BaseModel, Field
 
 from shiftboss.api import crdgen
 from shiftboss.api.common import API_GROUP, API_VERSION, ApiModel
+from shiftboss.api.forms import rule_regex
 from shiftboss.api.openapi import apply_defaults, schema_at, structural_errors, value_errors
-from shiftboss.api.workerpool import Quantity
+from shiftboss.api.workerpool import OPERATOR_ENV, Quantity
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS_DIR = ROOT / "crds"
@@ -321,12 +324,17 @@ def test_conversion_of_pydantic_constructs():
     schema = crdgen.to_structural(_Sample.model_json_schema(by_alias=True, mode="validation"))
     props = schema["properties"]
     assert props["maybe"] == {"type": "integer", "minimum": 1}
-    assert props["color"] == {"type": "string", "enum": ["Red", "Blue"], "default": "Red"}
+    assert props["color"] == {
+        "description": 'Defaults to "Red".',
+        "type": "string",
+        "enum": ["Red", "Blue"],
+        "default": "Red",
+    }
     assert props["maybeColor"]["enum"] == ["Red", "Blue"]
     assert props["inner"]["type"] == "object"
     assert props["inner"]["description"] == "field description wins"
     assert props["inner"]["properties"]["n"] == {
-        "description": "n",
+        "description": "n. Defaults to 1.",
         "type": "integer",
         "default": 1,
         "minimum": 0,
@@ -415,7 +423,7 @@ def test_job_cel_rules(job_crd):
     spec = _schema(job_crd)["properties"]["spec"]
     props = spec["properties"]
     for field in ("pool", "skill", "params"):
-        (rule,) = _rules(props[field])
+        (rule,) = [r for r in _rules(props[field]) if "oldSelf" in r["rule"]]
         assert rule["rule"] == "self == oldSelf"
         assert f"spec.{field} is immutable" in rule["message"]
         assert "create a new Job" in rule["message"]
@@ -443,8 +451,8 @@ def test_workerpool_cel_rules(pool_crd):
     assert schema_at(schema, ".metadata.name") == {"type": "string"}
     assert "metadata.name" in name_rule["message"]
     env = schema["properties"]["spec"]["properties"]["env"]
-    (env_rule,) = _rules(env["items"])
-    assert "valueFrom" in env_rule["rule"] and "value" in env_rule["message"]
+    (env_rule,) = [r for r in _rules(env["items"]) if "valueFrom" in r["rule"]]
+    assert "value" in env_rule["message"]
     assert env["x-kubernetes-list-type"] == "map"
     assert env["x-kubernetes-list-map-keys"] == ["name"]
     app = schema["properties"]["spec"]["properties"]["app"]
@@ -455,11 +463,100 @@ def test_workerpool_cel_rules(pool_crd):
 
 
 def test_every_rule_has_a_one_line_message_naming_a_field(crds):
-    count = 0
+    count = patterns = 0
     for crd in crds.values():
         for path, node in _walk(_schema(crd)):
             for rule in _rules(node):
-                count += 1
                 assert rule["message"] and "\n" not in rule["message"], path
+                if rule_regex(rule["rule"]) is not None:
+                    # The API server names the field (and its value) before the message.
+                    patterns += 1
+                    continue
+                count += 1
                 assert any(word in rule["message"] for word in ("spec.", "env[]", "metadata."))
-    assert count == 9
+    assert (count, patterns) == (10, 11)
+
+
+def _pattern_rules(crds):
+    for crd in crds.values():
+        for path, node in _walk(_schema(crd)):
+            for rule in _rules(node):
+                if rule_regex(rule["rule"]) is not None:
+                    yield path, node, rule
+
+
+def test_every_pattern_is_a_rule_that_says_the_form_in_words(crds):
+    """An OpenAPI pattern is refused with the regex alone: each is a CEL rule instead."""
+    for crd in crds.values():
+        for path, node in _walk(_schema(crd)):
+            assert "pattern" not in node, f"{path}: a pattern is refused without words"
+            assert "x-shiftboss-pattern-words" not in node, path
+    paths = set()
+    for path, node, rule in _pattern_rules(crds):
+        paths.add(path)
+        assert rule["message"].startswith("must be "), path
+        assert "for example" in rule["message"], path
+        # matches() costs by the string's length: a bound keeps the rule in the budget.
+        assert node["maxLength"] <= 1024, path
+        assert rule["rule"].startswith("type(self) != string || ") == bool(
+            node.get("x-kubernetes-int-or-string")
+        ), path
+    assert {
+        ".spec.app",
+        ".spec.pool",
+        ".spec.skill",
+        ".spec.serviceAccountName",
+        ".spec.env[].name",
+        ".spec.resources.requests.*",
+        ".status.conditions[].type",
+    } <= paths
+
+
+def test_pattern_rules_accept_and_refuse_as_the_regex_does(pool_crd):
+    spec = _schema(pool_crd)["properties"]["spec"]
+    requests = spec["properties"]["resources"]["properties"]["requests"]
+    assert requests["maxProperties"] == 32  # CEL cost: a map's values are counted
+    quantity = requests["additionalProperties"]
+    for good in ("500m", "1Gi", "2", 2, "1e3"):
+        assert value_errors(quantity, good) == [], good
+    (error,) = value_errors(quantity, "lots")
+    assert "must be a quantity" in error and "for example 500m" in error
+
+
+def test_a_pattern_without_words_or_bound_is_refused():
+    class NoWords(BaseModel):
+        x: str = Field(pattern="^a$", max_length=3)
+
+    class NoBound(BaseModel):
+        x: str = Field(pattern="^a$", json_schema_extra={"x-shiftboss-pattern-words": "a"})
+
+    with pytest.raises(crdgen.SchemaError, match="without words"):
+        crdgen.to_structural(NoWords.model_json_schema())
+    with pytest.raises(crdgen.SchemaError, match="maxLength"):
+        crdgen.to_structural(NoBound.model_json_schema())
+
+
+def test_every_default_is_stated_in_the_description(crds):
+    """kubectl explain shows descriptions, not defaults: each one says its default."""
+    count = 0
+    for crd in crds.values():
+        for path, node in _walk(_schema(crd)):
+            if "default" not in node:
+                continue
+            count += 1
+            found = re.search(r"Defaults to (.*?)(, so that .*)?\.$", node["description"])
+            assert found, f"{path}: {node['description']!r}"
+            assert json.loads(found.group(1)) == node["default"], path
+            assert (found.group(2) is not None) == ("properties" in node), path
+    assert count >= 20
+
+
+def test_reserved_env_names_are_refused_by_a_rule(pool_crd):
+    items = _schema(pool_crd)["properties"]["spec"]["properties"]["env"]["items"]
+    (rule,) = [r for r in _rules(items) if "SHIFTBOSS_" in r["rule"]]
+    assert rule["rule"] == "!(self.name in [" + ", ".join(f"'{n}'" for n in OPERATOR_ENV) + "])"
+    assert rule["messageExpression"].startswith("self.name + ' is set by the operator")
+    assert "spec.env" in rule["message"] and all(n in rule["message"] for n in OPERATOR_ENV)
+    assert (rule["fieldPath"], rule["reason"]) == (".name", "FieldValueForbidden")
+    # Variables the operator does not set stay the user's to set (worker_runtime knobs).
+    assert "SHIFTBOSS_OUTCOME_RETRY_SECONDS" not in rule["rule"]

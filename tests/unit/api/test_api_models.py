@@ -4,6 +4,7 @@ patch bodies, validation matching the CRD rules, and the helpers the operator us
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -351,6 +352,39 @@ def test_invalid_workerpool_specs_are_refused(overrides):
     schema = _crd_schema("workerpools")["properties"]["spec"]
     if "env" not in overrides or "=" in overrides["env"][0]["name"]:
         assert value_errors(schema, _pool_spec(**overrides)), overrides
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "words"),
+    [
+        (WorkerPoolSpec, _pool_spec(app="app.worker"), "must be module:attribute ("),
+        (WorkerPoolSpec, _pool_spec(serviceAccountName="A_B"), "must be a DNS-1123 subdomain"),
+        (WorkerPoolSpec, _pool_spec(env=[{"name": "A=B"}]), "must be an environment variable"),
+        (WorkerPoolSpec, _pool_spec(resources={"limits": {"cpu": "1 cpu"}}), "must be a quantity"),
+        (JobSpec, {"pool": "Resize", "skill": "s"}, "must be a DNS-1123 label"),
+        (JobSpec, {"pool": "p", "skill": "9lives"}, "must be a skill name"),
+        (Condition, {"type": "not ready", "status": "True"}, "must be a condition type"),
+    ],
+)
+def test_pattern_refusals_say_the_form_in_words(model, data, words):
+    """The same words as the CRD's rules, so the Python client says what the server says."""
+    with pytest.raises(ValidationError, match=re.escape(words)) as refused:
+        model.model_validate(data)
+    assert "should match pattern" not in str(refused.value)
+
+
+def test_bounds_of_patterned_strings_keep_their_own_message():
+    with pytest.raises(ValidationError, match="at most 512 characters"):
+        WorkerPoolSpec.model_validate(_pool_spec(app="a:" + "b" * 511))
+    with pytest.raises(ValidationError, match="at least 3 characters"):
+        WorkerPoolSpec.model_validate(_pool_spec(app="a:"))
+
+
+def test_reserved_env_names_still_load():
+    """The CRD refuses them, but a pool stored before the rule must still load (the pod
+    builder drops them)."""
+    spec = WorkerPoolSpec.model_validate(_pool_spec(env=[{"name": "SHIFTBOSS_POOL", "value": "x"}]))
+    assert spec.env[0].name == "SHIFTBOSS_POOL"
 
 
 def test_workerpool_spec_defaults():
