@@ -18,9 +18,11 @@ from shiftboss.kube.config import KubeConfig
 from shiftboss.kube.discovery import wait_for_resources
 from shiftboss.kube.events import EventRecorder
 from shiftboss.kube.informer import Informer, KubeObject
+from shiftboss.kube.reviews import AccessReviewer
 from shiftboss.pools.controller import WORKERPOOLS, PoolController
 from shiftboss.settings import OperatorSettings
 from shiftboss.workerapi import MAX_HEADER_BYTES, Timings, WorkerApi
+from shiftboss.workerapi.submissions import SubmissionApi
 from shiftboss.workers.auth import Authenticator
 from shiftboss.workers.limits import RegistrationLimits
 from shiftboss.workers.registry import WorkerRegistry
@@ -135,6 +137,12 @@ class App:
             limits=self.limits,
             on_register=self.pool_changed,
             is_ready=lambda: self.ready,
+            submissions=SubmissionApi(
+                auth=self.auth,
+                reviewer=AccessReviewer(self.client),
+                kube=self.client,
+                namespaces=self.settings.namespaces,
+            ),
         )
         self._runner = web.AppRunner(
             api.routes(),

@@ -1,4 +1,6 @@
-"""The worker protocol's OpenAPI document, generated from ``worker_runtime.protocol``.
+"""The OpenAPI document of the operator's HTTP API, generated from its models: the
+worker protocol (``worker_runtime.protocol``) and the submission API under ``/v1/jobs``
+(``shiftboss.workerapi.submission_models``).
 
 ``python -m shiftboss.protocol_doc docs/worker-api.openapi.json`` writes it; ``--check``
 exits 1 when the checked-in file differs (a unit test runs the same comparison).
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shiftboss.workerapi.submission_models import JobView, SubmitRequest
 from worker_runtime import protocol as p
 
 #: (method, path, summary, request model, response model, path parameters)
@@ -95,14 +98,89 @@ ERRORS = {
 }
 
 
-def worker_api_document() -> dict[str, Any]:
-    models = {m for _, _, _, req, resp, _ in ENDPOINTS for m in (req, resp) if m} | {
-        p.ErrorResponse
-    }
+#: The submission API: (method, path, operationId, summary, request model, success
+#: status, path parameters); every answer is a JobView.
+SUBMISSIONS: list[tuple[str, str, str, str, type[BaseModel] | None, str, tuple[str, ...]]] = [
+    (
+        "post",
+        "/v1/jobs/{namespace}",
+        "createJob",
+        "Create a Job (the caller needs RBAC to create jobs.shiftboss.io in the namespace).",
+        SubmitRequest,
+        "201",
+        ("namespace",),
+    ),
+    (
+        "get",
+        "/v1/jobs/{namespace}/{name}",
+        "getJob",
+        "Read a Job and its status (the caller needs RBAC to get it).",
+        None,
+        "200",
+        ("namespace", "name"),
+    ),
+    (
+        "post",
+        "/v1/jobs/{namespace}/{name}/cancel",
+        "cancelJob",
+        "Cancel an unfinished Job (the caller needs RBAC to patch it).",
+        None,
+        "200",
+        ("namespace", "name"),
+    ),
+]
+
+SUBMISSION_ERRORS = {
+    "400": "Malformed JSON (not JSON, NaN, nested deeper than 64 levels).",
+    "401": "No token, or a token the API server does not accept for audience shiftboss.",
+    "403": "RBAC does not allow the caller this verb on jobs.shiftboss.io in the namespace; "
+    "error.message names the verb, resource and namespace.",
+    "404": "A namespace this operator does not serve, or no such Job.",
+    "409": "A Job of that name exists (create), or the Job already ended (cancel).",
+    "413": "Body over 1 MiB.",
+    "415": "The body is not application/json.",
+    "422": "Valid JSON that breaks the request model (unknown fields included, at any "
+    "depth), or a Job the API server refuses; error.field names the field.",
+    "429": "Too many failed authentications from this address; see Retry-After.",
+    "503": "The operator cannot act now (the Kubernetes API server is unavailable, or this "
+    "replica is a standby); nothing changed, retry.",
+}
+
+
+def _schemas(models: set[type[BaseModel]]) -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
     )
+    defs: dict[str, Any] = schemas["$defs"]
+    return defs
+
+
+def _submission_schema(schema: Any) -> Any:
+    """A Job model's schema for the submission API: no Kubernetes extensions (CEL rules,
+    list types), and unknown fields refused at every depth, as the API does."""
+    if isinstance(schema, list):
+        return [_submission_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    cleaned = {k: _submission_schema(v) for k, v in schema.items() if not k.startswith("x-")}
+    if "properties" in cleaned:
+        cleaned.setdefault("additionalProperties", False)
+    return cleaned
+
+
+def _merge(into: dict[str, Any], schemas: dict[str, Any]) -> None:
+    for name, schema in schemas.items():
+        if into.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+
+
+def worker_api_document() -> dict[str, Any]:
+    models = {m for _, _, _, req, resp, _ in ENDPOINTS for m in (req, resp) if m} | {
+        p.ErrorResponse
+    }
+    all_schemas = _schemas(models)
+    _merge(all_schemas, _submission_schema(_schemas({SubmitRequest, JobView})))
 
     def ref(model: type[BaseModel]) -> dict[str, Any]:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -131,16 +209,40 @@ def worker_api_document() -> dict[str, Any]:
                 "content": {"application/json": {"schema": ref(request)}},
             }
         paths.setdefault(path, {})[method] = operation
+    for method, path, operation_id, summary, request, success, params in SUBMISSIONS:
+        operation = {
+            "summary": summary,
+            "operationId": operation_id,
+            "tags": ["submission"],
+            "security": [{"serviceAccountToken": []}],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in params
+            ],
+            "responses": {
+                success: json_body(JobView, "The Job."),
+                **{
+                    code: json_body(p.ErrorResponse, text)
+                    for code, text in SUBMISSION_ERRORS.items()
+                },
+            },
+        }
+        if request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(request)}},
+            }
+        paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Shiftboss worker protocol",
+            "title": "Shiftboss worker protocol and submission API",
             "version": p.PROTOCOL_VERSION,
             "description": (p.__doc__ or "").strip(),
         },
         "paths": paths,
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": all_schemas,
             "securitySchemes": {
                 "serviceAccountToken": {
                     "type": "http",
