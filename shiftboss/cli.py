@@ -1,4 +1,5 @@
-"""``shiftboss``: run the operator, print the CRDs.  Also a kubectl plugin (``kubectl shiftboss``)."""
+"""``shiftboss``: run the operator, print the CRDs, submit and follow Jobs (the job
+commands live in ``shiftboss.commands``).  Also a kubectl plugin (``kubectl shiftboss``)."""
 
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ def _env_flag(variable: str, default: bool) -> bool:
     return default if not value else value in ("1", "true", "yes")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "shiftboss") -> argparse.ArgumentParser:
+    from shiftboss.commands import add_commands
+
     parser = argparse.ArgumentParser(
-        prog="shiftboss", description="Shiftboss: workers as Kubernetes custom resources."
+        prog=prog, description="Shiftboss: workers as Kubernetes custom resources."
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -115,11 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("crds", help="print the CustomResourceDefinitions (YAML)")
     sub.add_parser("version", help="print the version")
+    add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from shiftboss.commands import COMMANDS, dispatch, program_name
+
+    prog = program_name(sys.argv[0])
+    args = build_parser(prog).parse_args(argv)
+    if args.command in COMMANDS:
+        return dispatch(args, prog)
     if args.command == "version":
         from importlib.metadata import version
 

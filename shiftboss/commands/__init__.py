@@ -1,0 +1,32 @@
+"""The job commands of ``shiftboss`` (and ``kubectl shiftboss``): ``submit``, ``get``,
+``wait``, ``cancel`` and ``logs``, on top of ``shiftboss.AsyncClient``. See docs/cli.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shiftboss.commands import jobs, logs, submit
+from shiftboss.commands.common import add_global_flags, execute
+
+#: The names of the commands this package adds.
+COMMANDS = frozenset({"submit", "get", "wait", "cancel", "logs"})
+
+
+def program_name(argv0: str) -> str:
+    """``kubectl shiftboss`` when run as the kubectl plugin (kubectl executes
+    ``kubectl-shiftboss``), else ``shiftboss``: the name usage and errors show."""
+    return "kubectl shiftboss" if Path(argv0).name.startswith("kubectl-") else "shiftboss"
+
+
+def add_commands(sub: jobs.SubParsers) -> None:
+    parent = argparse.ArgumentParser(add_help=False)
+    add_global_flags(parent)
+    submit.add_parser(sub, parent)
+    jobs.add_parsers(sub, parent)
+    logs.add_parser(sub, parent)
+
+
+def dispatch(args: argparse.Namespace, prog: str) -> int:
+    """Run the job command ``args`` selected; return its exit code."""
+    return execute(args, args.handler, prog)
