@@ -10,10 +10,11 @@ scope, a Role's in each watched namespace). */}}
   resources: [workerpools/status]
   verbs: [patch]
 # Jobs: paged through at start and watched (the dispatcher's queues), read afresh after
-# a conflicting status write, deleted after ttlSecondsAfterFinished.
+# a conflicting status write, deleted after ttlSecondsAfterFinished; created and cancelled
+# (spec.cancel) for callers of /v1/jobs, each first allowed by a SubjectAccessReview.
 - apiGroups: [shiftboss.io]
   resources: [jobs]
-  verbs: [get, list, watch, delete]
+  verbs: [get, list, watch, delete, create, patch]
 # Job status: every transition, with a resourceVersion precondition (merge patches).
 - apiGroups: [shiftboss.io]
   resources: [jobs/status]

@@ -35,7 +35,7 @@ def verbs(*names: str) -> tuple[str, ...]:
 SERVED: set[Rule] = {
     ("shiftboss.io", "workerpools", (), verbs("list", "watch")),
     ("shiftboss.io", "workerpools/status", (), verbs("patch")),
-    ("shiftboss.io", "jobs", (), verbs("get", "list", "watch", "delete")),
+    ("shiftboss.io", "jobs", (), verbs("get", "list", "watch", "delete", "create", "patch")),
     ("shiftboss.io", "jobs/status", (), verbs("patch")),
     ("", "pods", (), verbs("get", "list", "watch", "create", "delete")),
     ("", "events", (), verbs("get", "create", "patch")),
