@@ -68,7 +68,8 @@ def describe(error: BaseException, prog: str, args: argparse.Namespace) -> str:
     the next command to type where there is one."""
     namespace = f" -n {args.namespace}" if getattr(args, "namespace", None) else ""
     if isinstance(error, WaitTimeout):
-        return f"{error} ({prog} wait {error.job.name}{namespace}, or {prog} cancel ...)"
+        target = f"{error.job.name}{namespace}"
+        return f"{error} ({prog} wait {target}, or {prog} cancel {target})"
     if isinstance(error, JobNotFound):
         return f"{error}; list the namespace's jobs with: {prog} get{namespace}"
     if isinstance(error, httpx.HTTPError):

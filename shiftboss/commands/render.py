@@ -63,8 +63,11 @@ def table(jobs: Sequence[Job], *, wide: bool = False, now: datetime | None = Non
 
 
 def document(jobs: Sequence[Job], single: bool) -> dict[str, Any]:
-    """The object for ``-o json|yaml``: the Job, or a ``List`` as kubectl prints."""
+    """The object for ``-o json|yaml``: the Job, or a ``List`` as kubectl prints (without
+    ``managedFields``, as kubectl hides them)."""
     items = [job.to_manifest() for job in jobs]
+    for item in items:
+        item["metadata"].pop("managedFields", None)
     if single:
         return items[0]
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}

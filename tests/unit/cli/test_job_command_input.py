@@ -217,7 +217,7 @@ def test_messages_name_the_object_and_the_next_command():
     args = argparse.Namespace(namespace="ns")
     timed_out = describe(WaitTimeout(_job(), 2.0), "kubectl shiftboss", args)
     assert "job x in namespace ns did not finish within 2s (phase Running)" in timed_out
-    assert "kubectl shiftboss wait x -n ns" in timed_out
+    assert "(kubectl shiftboss wait x -n ns, or kubectl shiftboss cancel x -n ns)" in timed_out
     missing = describe(JobNotFound("job y not found in namespace ns", 404, ""), "sb", args)
     assert missing.endswith("list the namespace's jobs with: sb get -n ns")
     request = httpx.Request("GET", "https://10.0.0.1:6443/apis")

@@ -61,7 +61,10 @@ def test_the_wide_table_adds_priority_worker_and_duration():
 
 
 def test_json_and_yaml_print_the_object_or_a_list():
-    one = json.loads(render([job("sum", "Succeeded", result=5)], "json", single=True))
+    done = job("sum", "Succeeded", result=5)
+    done.metadata["managedFields"] = [{"manager": "python-httpx"}]
+    one = json.loads(render([done], "json", single=True))
+    assert "managedFields" not in one["metadata"]
     assert (one["kind"], one["metadata"]["name"], one["status"]["result"]) == ("Job", "sum", 5)
     many = yaml.safe_load(render([job("a"), job("b")], "yaml", single=False))
     assert many["kind"] == "List"
@@ -107,6 +110,16 @@ def test_progress_on_a_pipe_is_one_line_per_change():
         "sum Running: halfway (50%)",
         "sum Succeeded: succeeded (100%)",
     ]
+
+
+def test_progress_on_a_terminal_is_a_live_bar():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    with ProgressDisplay(console, "resize-1") as display:
+        display.show(job("resize-1", "Running", progress={"percent": 40, "message": "fetching"}))
+    screen = out.getvalue()
+    assert "resize-1 Running: fetching" in screen
+    assert "40%" in screen and "━" in screen
 
 
 TEXT_LOG = f"""\
