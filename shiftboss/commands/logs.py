@@ -114,15 +114,11 @@ async def logs(args: argparse.Namespace, session: Session) -> int:
 
 async def pod_log(kube: KubeClient, namespace: str, pod: str, since_time: str | None) -> str:
     """The worker container's log (``GET .../pods/{pod}/log``), from ``since_time``."""
-    params = {"container": WORKER_CONTAINER, "sinceTime": since_time}
-    # KubeClient.request decodes JSON; a log is text, so its connection pool is used directly.
-    response = await kube._http.get(
+    return await kube.get_text(
         f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-        params={k: v for k, v in params.items() if v is not None},
+        container=WORKER_CONTAINER,
+        sinceTime=since_time,
     )
-    if response.status_code >= 400:
-        raise kube._error(response.status_code, response.content)
-    return response.text
 
 
 def log_error(error: ApiError, namespace: str, pod: str) -> RequestFailed:

@@ -250,6 +250,16 @@ class KubeClient:
             raise self._error(response.status_code, response.content)
         return orjson.loads(response.content) if response.content else {}
 
+    async def get_text(self, path: str, **params: Any) -> str:
+        """A GET whose answer is text, not JSON (a pod's log)."""
+        query = {k: v for k, v in params.items() if v is not None}
+        async with self.gate.slot(Priority.NORMAL):
+            response = await self._http.get(path, params=query)
+        metrics.API_REQUESTS.labels("GET", str(response.status_code)).inc()
+        if response.status_code >= 400:
+            raise self._error(response.status_code, response.content)
+        return response.text
+
     async def get(
         self, path: str, *, priority: Priority = Priority.NORMAL, **params: Any
     ) -> dict[str, Any]:
