@@ -7,8 +7,8 @@ unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
     (none)/Pending --Enqueued--> Queued
     (none)/Pending/Queued/Retrying(due) --Claimed--> Running
     Running --Completed--> Succeeded
-    Running --AttemptFailed/LeaseExpired/TimedOut--> Retrying | Failed
-    Running --AttemptDisrupted--> Queued            (not counted against maxAttempts)
+    Running --AttemptFailed/LeaseExpired/TimedOut--> Retrying | Failed   (spec.retry.rules)
+    Running --AttemptDisrupted--> Queued | Failed   (not counted; Failed by a rule only)
     any non-terminal --CancelRequested--> Cancelled
     any non-terminal --DeadlineExceeded--> Failed
     waiting --ParamsRejected--> Failed
@@ -31,15 +31,18 @@ from typing import Any
 from shiftboss.api.job import (
     AttemptOutcome,
     AttemptRecord,
+    FailureReason,
     JobError,
     JobPhase,
     JobSpec,
     JobStatus,
+    RetryAction,
     format_duration,
     format_instant,
     is_terminal,
 )
 from shiftboss.jobs.conditions import with_conditions
+from shiftboss.jobs.retryrules import Failure, decide, describe, first_match
 
 WAITING = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED, JobPhase.RETRYING})
 
@@ -147,29 +150,6 @@ Event = (
 
 #: Error types by which a worker hands an attempt back (older runtimes fail it this way).
 HANDBACK_ERRORS = frozenset({"WorkerShutdown"})
-
-
-def retry_delay(
-    spec: JobSpec,
-    counted: int,
-    error_type: str,
-    retryable: bool,
-    retry_after: float | None = None,
-    jitter_sample: float = 0.0,
-) -> float | None:
-    """Seconds to wait before the next attempt, or None when the job must fail now.
-
-    ``counted`` is the number of finished attempts that count against ``maxAttempts``,
-    the one that just failed included.
-    """
-    policy = spec.retry
-    if not retryable or error_type in policy.non_retryable_errors or counted >= policy.max_attempts:
-        return None
-    delay = policy.backoff.delay(counted)
-    delay *= 1 + policy.backoff.jitter * max(-1.0, min(1.0, jitter_sample))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return max(0.0, delay)
 
 
 def claimable(status: JobStatus | None, now: datetime) -> bool:
@@ -287,7 +267,7 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
 
         case AttemptFailed(error_type=error_type, message=message) if error_type in HANDBACK_ERRORS:
             _require(phase == JobPhase.RUNNING, event, phase)
-            return _disrupted(current, AttemptDisrupted(message, event.at, error_type))
+            return _disrupted(spec, current, AttemptDisrupted(message, event.at, error_type))
 
         case AttemptFailed() | LeaseExpired() | TimedOut():
             _require(phase == JobPhase.RUNNING, event, phase)
@@ -295,7 +275,7 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
 
         case AttemptDisrupted():
             _require(phase == JobPhase.RUNNING, event, phase)
-            return _disrupted(current, event)
+            return _disrupted(spec, current, event)
 
         case CancelRequested(at=at):
             if phase == JobPhase.RUNNING:
@@ -320,9 +300,15 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
     raise InvalidTransition(f"unknown event {event!r}")
 
 
-def _disrupted(current: JobStatus, event: AttemptDisrupted) -> JobStatus:
+def _disrupted(spec: JobSpec, current: JobStatus, event: AttemptDisrupted) -> JobStatus:
     message = event.reason or "disrupted"
     _end_attempt(current, AttemptOutcome.DISRUPTED, event.at, event.error_type, message)
+    failure = Failure(event.error_type, message, FailureReason.WORKER_SHUTDOWN)
+    found = first_match(spec.retry.rules or [], failure)
+    if found is not None and found[1].action is RetryAction.FAIL:
+        current.error = JobError(type=event.error_type, message=message, retryable=False)
+        current.message = f"failed: {event.error_type}: {message} ({describe(*found)}: fail)"[:1024]
+        return _finish(current, JobPhase.FAILED, event.at)
     current.phase = JobPhase.QUEUED
     current.worker = None
     current.progress = None
@@ -337,35 +323,36 @@ def _attempt_failed(
 ) -> JobStatus:
     at = event.at
     if isinstance(event, AttemptFailed):
-        error_type, message, retryable = event.error_type, event.message, event.retryable
-        retry_after, jitter = event.retry_after, event.jitter_sample
+        failure = Failure.reported(
+            event.error_type, event.message, event.retryable, event.retry_after, event.jitter_sample
+        )
         outcome = AttemptOutcome.FAILED
     elif isinstance(event, LeaseExpired):
-        error_type, retryable, retry_after, jitter = "LeaseExpired", True, None, event.jitter_sample
         message = f"worker {current.worker} stopped heartbeating; its lease expired"
+        failure = Failure(
+            "LeaseExpired", message, FailureReason.LEASE_EXPIRED, jitter_sample=event.jitter_sample
+        )
         outcome = AttemptOutcome.LEASE_EXPIRED
     else:
-        error_type, retryable, retry_after, jitter = "TimedOut", True, None, event.jitter_sample
         message = f"attempt ran longer than timeoutSeconds={spec.timeout_seconds}"
-        outcome = AttemptOutcome.TIMED_OUT
-    _end_attempt(current, outcome, at, error_type, message)
-    delay = retry_delay(spec, current.counted_attempts, error_type, retryable, retry_after, jitter)
-    if delay is None:
-        retryable = retryable and error_type not in spec.retry.non_retryable_errors
-        current.error = JobError(type=error_type, message=message, retryable=retryable)
-        why = (
-            "not retryable"
-            if not retryable or error_type in spec.retry.non_retryable_errors
-            else (f"no attempts left ({current.counted_attempts}/{spec.retry.max_attempts})")
+        failure = Failure(
+            "TimedOut", message, FailureReason.TIMED_OUT, jitter_sample=event.jitter_sample
         )
-        current.message = f"failed: {error_type}: {message} ({why})"[:1024]
+        outcome = AttemptOutcome.TIMED_OUT
+    verdict = decide(spec.retry, failure, current.counted_attempts, current.attempt)
+    error_type, message = failure.error_type, failure.message
+    _end_attempt(current, outcome, at, error_type, message, counts=verdict.counts)
+    if verdict.delay is None:
+        current.error = JobError(type=error_type, message=message, retryable=verdict.retryable)
+        current.message = f"failed: {error_type}: {message} ({verdict.why})"[:1024]
         return _finish(current, JobPhase.FAILED, at)
     current.phase = JobPhase.RETRYING
     current.worker = None
-    current.next_attempt_at = at + timedelta(seconds=delay)
+    current.next_attempt_at = at + timedelta(seconds=verdict.delay)
     # An absolute time: a countdown would go stale while nothing is written.
+    ruled = f"; {verdict.why}" if verdict.why else ""
     current.message = (
-        f"attempt {current.attempt} failed ({error_type}); "
+        f"attempt {current.attempt} failed ({error_type}){ruled}; "
         f"next attempt at {format_instant(current.next_attempt_at, at)}"
     )[:1024]
     return current
@@ -377,8 +364,10 @@ def _end_attempt(
     at: datetime,
     error_type: str | None = None,
     message: str | None = None,
+    *,
+    counts: bool = True,
 ) -> None:
-    if outcome.counts:
+    if outcome.counts and counts:
         status.counted_attempts += 1
     status.record_attempt(
         AttemptRecord(

@@ -46,10 +46,10 @@ from shiftboss.jobs.machine import (
     attempt_deadline,
     claimable,
     fence_event,
-    retry_delay,
     stop_reason,
     transition,
 )
+from shiftboss.jobs.retryrules import retry_delay
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 #: When the events of the phase x event table happen.
@@ -407,7 +407,7 @@ def test_retry_delay_backoff(
     initial: int, factor: float, max_delay: int, attempt: int, expected: float
 ) -> None:
     spec = make_spec(max_attempts=100, initial=initial, factor=factor, max_delay=max_delay)
-    assert retry_delay(spec, attempt, "ValueError", True) == expected
+    assert retry_delay(spec.retry, attempt, "ValueError", True) == expected
 
 
 @pytest.mark.parametrize(
@@ -431,7 +431,7 @@ def test_retry_delay_backoff(
 )
 def test_retry_delay_jitter(jitter: float, sample: float, attempt: int, expected: float) -> None:
     spec = make_spec(max_attempts=100, jitter=jitter)
-    delay = retry_delay(spec, attempt, "ValueError", True, jitter_sample=sample)
+    delay = retry_delay(spec.retry, attempt, "ValueError", True, jitter_sample=sample)
     assert delay == pytest.approx(expected, abs=1e-9)
 
 
@@ -454,7 +454,7 @@ def test_retry_delay_retry_after(
     retry_after: float | None, sample: float, attempt: int, expected: float
 ) -> None:
     spec = make_spec(max_attempts=100, jitter=0.1)
-    delay = retry_delay(spec, attempt, "ValueError", True, retry_after, sample)
+    delay = retry_delay(spec.retry, attempt, "ValueError", True, retry_after, sample)
     assert delay == pytest.approx(expected, abs=1e-9)
 
 
@@ -484,10 +484,10 @@ def test_retry_delay_gives_up(
     expected: float | None,
 ) -> None:
     spec = make_spec(max_attempts=max_attempts, non_retryable=non_retryable)
-    assert retry_delay(spec, attempt, error_type, retryable, retry_after=500.0) == (
+    assert retry_delay(spec.retry, attempt, error_type, retryable, retry_after=500.0) == (
         None if expected is None else 500.0
     )
-    assert retry_delay(spec, attempt, error_type, retryable) == expected
+    assert retry_delay(spec.retry, attempt, error_type, retryable) == expected
 
 
 # -- Enqueued -----------------------------------------------------------------------------
