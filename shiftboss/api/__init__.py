@@ -30,17 +30,16 @@ from .job import (
     TERMINAL_PHASES,
     AttemptOutcome,
     AttemptRecord,
-    Backoff,
     Job,
     JobError,
     JobPhase,
     JobProgress,
     JobSpec,
     JobStatus,
-    RetryPolicy,
     format_duration,
     is_terminal,
 )
+from .retry import Backoff, RetryPolicy
 from .workerpool import (
     POOL_LABEL,
     EnvVar,

@@ -9,7 +9,8 @@ from typing import Any, TypedDict, Unpack
 
 from pydantic import BaseModel
 
-from shiftboss.api.job import Job, JobPhase, JobSpec, RetryPolicy
+from shiftboss.api.job import Job, JobPhase, JobSpec
+from shiftboss.api.retry import RetryPolicy
 from shiftboss.client.errors import JobCancelled, JobFailed
 
 Params = Mapping[str, Any] | BaseModel

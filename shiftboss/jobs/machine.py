@@ -31,16 +31,15 @@ from typing import Any
 from shiftboss.api.job import (
     AttemptOutcome,
     AttemptRecord,
-    FailureReason,
     JobError,
     JobPhase,
     JobSpec,
     JobStatus,
-    RetryAction,
     format_duration,
     format_instant,
     is_terminal,
 )
+from shiftboss.api.retry import FailureReason, RetryAction
 from shiftboss.jobs.conditions import with_conditions
 from shiftboss.jobs.retryrules import Failure, decide, describe, first_match
 

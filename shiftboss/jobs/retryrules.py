@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import jsonschema_rs
 
-from shiftboss.api.job import (
+from shiftboss.api.retry import (
     MAX_UNCOUNTED_ATTEMPT_NUMBER,
     Backoff,
     FailureReason,

@@ -10,13 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from shiftboss.api import crdgen
-from shiftboss.api.job import (
-    MAX_MESSAGE_PATTERN,
-    MAX_RETRY_RULES,
-    FailureReason,
-    JobSpec,
-    RetryAction,
-)
+from shiftboss.api.job import JobSpec
+from shiftboss.api.retry import MAX_MESSAGE_PATTERN, MAX_RETRY_RULES, FailureReason, RetryAction
 
 
 def job_spec(*rules: dict[str, Any]) -> JobSpec:

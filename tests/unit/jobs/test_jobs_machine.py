@@ -19,15 +19,14 @@ from shiftboss.api.job import (
     MAX_ATTEMPT_HISTORY,
     AttemptOutcome,
     AttemptRecord,
-    Backoff,
     JobError,
     JobPhase,
     JobProgress,
     JobSpec,
     JobStatus,
-    RetryPolicy,
     format_instant,
 )
+from shiftboss.api.retry import Backoff, RetryPolicy
 from shiftboss.jobs.machine import (
     AttemptDisrupted,
     AttemptFailed,

@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 
-from shiftboss.api.job import (
-    MAX_UNCOUNTED_ATTEMPT_NUMBER,
-    FailureReason,
-    JobPhase,
-    JobProgress,
-    JobSpec,
-    JobStatus,
-)
+from shiftboss.api.job import JobPhase, JobProgress, JobSpec, JobStatus
+from shiftboss.api.retry import MAX_UNCOUNTED_ATTEMPT_NUMBER, FailureReason
 from shiftboss.jobs.machine import (
     AttemptDisrupted,
     AttemptFailed,
