@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from shiftboss.testing.node.serviceproxy import relay
+from shiftboss.testing.node.serviceproxy import splice
 
 
 class ReadyService:
@@ -125,12 +125,7 @@ class ReadyService:
         assert task is not None
         self._forwarding[task] = (client, backend)
         try:
-            async with asyncio.TaskGroup() as relays:
-                relays.create_task(relay(client_in, backend))
-                relays.create_task(relay(backend_in, client))
-        except* OSError:  # a reset on one side resets the other
-            client.transport.abort()
-            backend.transport.abort()
+            await splice(client_in, client, backend_in, backend)
         finally:
             del self._forwarding[task]
             client.close()

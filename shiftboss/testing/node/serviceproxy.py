@@ -107,13 +107,7 @@ class Forwarder:
                 client.transport.abort()
                 return
             self._connections[task].append(backend)
-            try:
-                async with asyncio.TaskGroup() as relays:
-                    relays.create_task(relay(client_in, backend))
-                    relays.create_task(relay(backend_in, client))
-            except* OSError:  # a reset on one side resets the other
-                client.transport.abort()
-                backend.transport.abort()
+            await splice(client_in, client, backend_in, backend)
         finally:
             for writer in self._connections.pop(task):
                 writer.close()
@@ -180,6 +174,22 @@ class ServiceProxy:
             for informer in self._informers:
                 await informer.stop()
             await self.forwarder.close()
+
+
+async def splice(
+    client_in: asyncio.StreamReader,
+    client: asyncio.StreamWriter,
+    backend_in: asyncio.StreamReader,
+    backend: asyncio.StreamWriter,
+) -> None:
+    """Relay both ways until both sides have ended; a reset on one side resets the other."""
+    try:
+        async with asyncio.TaskGroup() as relays:
+            relays.create_task(relay(client_in, backend))
+            relays.create_task(relay(backend_in, client))
+    except* OSError:
+        client.transport.abort()
+        backend.transport.abort()
 
 
 async def relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
