@@ -41,6 +41,7 @@ from .retry import RetryPolicy
 
 __all__ = [
     "MAX_ATTEMPT_HISTORY",
+    "RUN_GENERATION_ANNOTATION",
     "SKILL_PATTERN",
     "TERMINAL_PHASES",
     "AttemptOutcome",
@@ -56,6 +57,11 @@ __all__ = [
     "format_instant",
     "is_terminal",
 ]
+
+#: The annotation ``kubectl shiftboss rerun`` raises to request another run without
+#: changing spec (a GitOps tool then sees no drift): a decimal integer, like
+#: spec.runGeneration, and the higher of the two is the run requested.
+RUN_GENERATION_ANNOTATION = "shiftboss.io/run-generation"
 
 #: A skill name, as workers register it (same rule as the worker protocol).
 SKILL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -176,8 +182,31 @@ class JobSpec(ApiModel):
         min_length=1,
         max_length=253,
         description=(
-            "Client-chosen key; a submission whose key matches an existing Job of the "
-            "namespace returns that Job instead of creating a new one."
+            "Client-chosen key. A Job whose key is also on an earlier Job of the namespace "
+            "(by creation time, then name) that is unfinished or Succeeded does not run: it "
+            "mirrors that Job (status.mirrorOf names it) and ends as it ends, with its "
+            "result. Earlier Jobs that Failed or were Cancelled do not count, so submitting "
+            "again with the same key runs the work again after a failure."
+        ),
+    )
+    suspend: bool = Field(
+        False,
+        description=(
+            "Set to true to hold the job: a waiting job leaves its pool's queue (phase "
+            "Suspended); a running attempt finishes first, and a retry it asks for waits. "
+            "Set back to false to resume it. activeDeadlineSeconds keeps counting."
+        ),
+    )
+    run_generation: int = Field(
+        0,
+        ge=0,
+        le=1000000,
+        description=(
+            "Raise it to run a finished Job again without deleting it (GitOps-safe: the "
+            "operator never writes spec). A fresh run starts with a new attempt history "
+            "once the Job is finished and this (or the annotation "
+            f"{RUN_GENERATION_ANNOTATION}, which kubectl shiftboss rerun sets) is above "
+            "status.runGeneration; the previous run is kept in status.runs."
         ),
     )
 

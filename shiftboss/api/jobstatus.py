@@ -21,6 +21,10 @@ from .common import ApiModel, Condition, Timestamp, conditions_schema_extra, tex
 
 #: How many attempts ``status.attempts`` keeps (the oldest are dropped first).
 MAX_ATTEMPT_HISTORY = 20
+#: How many transitions of the current run ``status.timeline`` keeps (the last ones).
+MAX_TIMELINE = 20
+#: How many earlier runs ``status.runs`` keeps (the last ones).
+MAX_RUN_HISTORY = 10
 if TYPE_CHECKING:  # text() builds the annotation at run time; to a type checker it is a str
     ErrorMessage = str
     ShortMessage = str
@@ -35,6 +39,8 @@ class JobPhase(StrEnum):
     QUEUED = "Queued"
     RUNNING = "Running"
     RETRYING = "Retrying"
+    #: Held out of its queue by spec.suspend.
+    SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
@@ -66,6 +72,29 @@ class JobConditionType(StrEnum):
     COMPLETE = "Complete"
     #: As a batch/v1 Job's: present (True) only once Failed.
     FAILED = "Failed"
+    #: As a batch/v1 Job's: present (True) only while held by spec.suspend.
+    SUSPENDED = "Suspended"
+    #: Present (False) only while the job cannot be dispatched: its reason is a
+    #: ``WaitReason``.
+    SCHEDULABLE = "Schedulable"
+
+
+class WaitReason(StrEnum):
+    """Why a waiting job cannot be dispatched now (the reason of Schedulable=False)."""
+
+    POOL_NOT_FOUND = "PoolNotFound"
+    POOL_PAUSED = "PoolPaused"
+    #: The pool has workers (or is starting them) but none offers the job's skill.
+    NO_WORKER_WITH_SKILL = "NoWorkerWithSkill"
+    #: No worker offers the skill and the pool is Degraded (crash loops, quota, ...).
+    POOL_DEGRADED = "PoolDegraded"
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the job can go nowhere until someone changes something (kstatus
+        Stalled): a missing pool or a skill no worker offers; a paused or degraded pool
+        may come back by itself."""
+        return self in (WaitReason.POOL_NOT_FOUND, WaitReason.NO_WORKER_WITH_SKILL)
 
 
 class AttemptOutcome(StrEnum):
@@ -162,6 +191,48 @@ def format_instant(when: datetime, now: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class TimelineEntry(ApiModel):
+    """One transition of the current run, kept in status.timeline."""
+
+    from_phase: JobPhase | None = Field(
+        None, alias="from", description="The phase before (unset: the job was new)."
+    )
+    to_phase: JobPhase = Field(alias="to", description="The phase after.")
+    reason: str = Field(
+        max_length=64,
+        description=(
+            "What happened, in CamelCase: Enqueued (or the WaitReason that blocks it), "
+            "Claimed, Completed, AttemptFailed, LeaseExpired, TimedOut, Disrupted, "
+            "Cancelled, DeadlineExceeded, ParamsRejected, Suspended, Resumed, "
+            "RerunRequested, Mirrored, MirrorReleased or MirrorFinished."
+        ),
+    )
+    attempt: int = Field(0, ge=0, le=1000, description="The attempt number at the time.")
+    worker: str | None = Field(None, max_length=253, description="The worker, if any.")
+    time: Timestamp = Field(description="When it happened.")
+    message: ShortMessage | None = Field(None, description="The status message it set.")
+
+
+class RunRecord(ApiModel):
+    """The outcome of an earlier run of a Job (before spec.runGeneration was raised)."""
+
+    run_generation: int = Field(ge=0, description="The run's runGeneration.")
+    phase: JobPhase = Field(description="How the run ended.")
+    attempts: int = Field(0, ge=0, le=1000, description="How many attempts it took.")
+    start_time: Timestamp | None = Field(None, description="When its first attempt started.")
+    completion_time: Timestamp | None = Field(None, description="When it ended.")
+    duration: str | None = Field(None, max_length=64, description="How long it took.")
+    error: JobError | None = Field(None, description="The error that failed it, if it failed.")
+    message: ShortMessage | None = Field(None, description="Its last status message.")
+
+
+class MirroredJob(ApiModel):
+    """The Job (of the same namespace) that a mirror follows."""
+
+    name: str = Field(max_length=253, description="Its name.")
+    uid: str = Field(max_length=64, description="Its metadata.uid (the name may be reused).")
+
+
 class JobStatus(ApiModel):
     """The observed state of a Job, written by the operator."""
 
@@ -226,6 +297,36 @@ class JobStatus(ApiModel):
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
     message: ShortMessage | None = Field(None, description="Human-readable summary.")
+    run_generation: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "The run this status is for: the spec.runGeneration (or the annotation "
+            "shiftboss.io/run-generation, the higher) when it started."
+        ),
+    )
+    runs: list[RunRecord] = Field(
+        default_factory=list,
+        max_length=MAX_RUN_HISTORY,
+        description=f"Outcomes of the last {MAX_RUN_HISTORY} earlier runs, oldest first.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    timeline: list[TimelineEntry] = Field(
+        default_factory=list,
+        max_length=MAX_TIMELINE,
+        description=(
+            f"The last {MAX_TIMELINE} transitions of the current run, oldest first "
+            "(kubectl shiftboss timeline renders it)."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    mirror_of: MirroredJob | None = Field(
+        None,
+        description=(
+            "The earlier Job with the same spec.idempotencyKey that this one mirrors "
+            "instead of running: it ends as that Job ends, with its result."
+        ),
+    )
     observed_generation: int | None = Field(
         None,
         ge=0,
@@ -240,10 +341,13 @@ class JobStatus(ApiModel):
             "to retry); Stalled (present, True, only once it Failed or was Cancelled); "
             "Complete (present, True, only once Succeeded) and Failed (present, True, only "
             "once Failed), so that kubectl wait --for=condition=Complete works as for "
-            "batch/v1 Jobs. A job that only waits its turn is not written, so it has no "
-            "conditions until a worker claims it."
+            "batch/v1 Jobs; Suspended (present, True, only while spec.suspend holds it); "
+            "Schedulable (present, False, only while it cannot be dispatched, with reason "
+            "PoolNotFound, PoolPaused, NoWorkerWithSkill or PoolDegraded; Stalled is True "
+            "too for the first and third). A job that only waits its turn is not written, "
+            "so it has no conditions until a worker claims it."
         ),
-        json_schema_extra=conditions_schema_extra(8),
+        json_schema_extra=conditions_schema_extra(10),
     )
 
     def record_attempt(self, record: AttemptRecord) -> None:
@@ -252,3 +356,11 @@ class JobStatus(ApiModel):
         history.append(record)
         history.sort(key=lambda a: a.attempt)
         self.attempts = history[-MAX_ATTEMPT_HISTORY:]
+
+    def record_transition(self, entry: TimelineEntry) -> None:
+        """Append ``entry`` to the bounded timeline (the oldest are dropped first)."""
+        self.timeline = [*self.timeline, entry][-MAX_TIMELINE:]
+
+    def record_run(self, run: RunRecord) -> None:
+        """Append ``run`` to the bounded history of earlier runs."""
+        self.runs = [*self.runs, run][-MAX_RUN_HISTORY:]
