@@ -53,6 +53,7 @@ class App:
                 heartbeat_seconds=settings.heartbeat_seconds,
                 restore_grace_seconds=settings.restore_grace,
                 cancel_grace_seconds=settings.cancel_grace_seconds,
+                aging_seconds_per_level=settings.aging_seconds_per_level,
             ),
             is_paused=lambda ns, pool: self.pools.is_paused(ns, pool),
             why_blocked=lambda job: self.pools.why_blocked(

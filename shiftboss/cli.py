@@ -29,6 +29,7 @@ RUN_OPTIONS = {
     "heartbeat_seconds": "SHIFTBOSS_HEARTBEAT_SECONDS",
     "restore_grace_seconds": "SHIFTBOSS_RESTORE_GRACE_SECONDS",
     "cancel_grace_seconds": "SHIFTBOSS_CANCEL_GRACE_SECONDS",
+    "aging_seconds_per_level": "SHIFTBOSS_AGING_SECONDS_PER_LEVEL",
     "tls_cert_file": "SHIFTBOSS_TLS_CERT_FILE",
     "tls_key_file": "SHIFTBOSS_TLS_KEY_FILE",
     "worker_ca_file": "SHIFTBOSS_WORKER_CA_FILE",
@@ -80,6 +81,9 @@ def build_parser(prog: str = "shiftboss") -> argparse.ArgumentParser:
         "lease this long so their workers can reconnect (default twice --lease-seconds)",
         "cancel_grace_seconds": "a cancelled or timed-out skill gets this long to stop "
         "before it is cancelled (default 5)",
+        "aging_seconds_per_level": "a waiting job ranks one priority level higher for every "
+        "this many seconds it is older than another, so low priority is never starved; "
+        "at most 86400 (default 60; docs/scheduling.md)",
         "tls_cert_file": "serve the worker API over TLS with this certificate (PEM)",
         "tls_key_file": "the private key of --tls-cert-file (PEM)",
         "worker_ca_file": "a PEM CA bundle that worker pods verify the worker API's "

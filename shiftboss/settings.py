@@ -40,6 +40,10 @@ class OperatorSettings(BaseModel):
     #: A cancelled or timed-out attempt's skill gets this long to stop before the runtime
     #: cancels it; the operator fences the attempt a heartbeat and this grace later.
     cancel_grace_seconds: float = Field(5.0, ge=0, le=600)
+    #: Aging: a waiting job counts one priority level higher per this many seconds it is
+    #: older than another (docs/scheduling.md).  At most a day: ten levels are then ten
+    #: days, strict priority in practice, and virtual times stay exact as floats.
+    aging_seconds_per_level: float = Field(60.0, gt=0, le=86400, allow_inf_nan=False)
     #: Serve the worker API over TLS with this certificate and key (PEM files).
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
