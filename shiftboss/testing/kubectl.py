@@ -11,16 +11,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from shiftboss.testing.binaries import BINARIES, cache_root
 from shiftboss.testing.processes import wait_until
-
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 def find_binaries() -> Path:
-    """The directory holding the control plane binaries, or a clear error saying how to build them."""
+    """The directory holding the control plane binaries, or a clear error saying how to
+    build them (``shiftboss.testing.binaries.ensure_binaries`` builds them instead)."""
     env = os.environ.get("SHIFTBOSS_K8S_BIN")
     candidates = [Path(env)] if env else []
-    cache = Path(os.environ.get("SHIFTBOSS_CACHE", Path.home() / ".cache" / "shiftboss"))
+    cache = cache_root()
     candidates += sorted(
         (p.parent / "bin" for p in cache.glob("k8s-*/.complete")),
         key=lambda p: p.stat().st_mtime,
