@@ -399,6 +399,8 @@ def test_server_defaults(job_crd, pool_crd):
             },
         },
         "cancel": False,
+        "suspend": False,
+        "runGeneration": 0,
     }
     pool_spec = _schema(pool_crd)["properties"]["spec"]
     assert apply_defaults(pool_spec, {"image": "i", "app": "a:b"}) == {

@@ -130,6 +130,8 @@ JOB_BODY: dict[str, Any] = {
         "cancel": False,
         "ttlSecondsAfterFinished": 3600,
         "idempotencyKey": "order-9912",
+        "suspend": False,
+        "runGeneration": 1,
     },
     "status": {
         "phase": "Failed",
@@ -166,6 +168,35 @@ JOB_BODY: dict[str, Any] = {
             },
         ],
         "message": "failed: ValueError: width must be > 0",
+        "runGeneration": 1,
+        "runs": [
+            {
+                "runGeneration": 0,
+                "phase": "Succeeded",
+                "attempts": 1,
+                "startTime": "2026-11-22T10:00:01Z",
+                "completionTime": "2026-11-22T10:00:02Z",
+                "duration": "1s",
+                "message": "succeeded on attempt 1",
+            }
+        ],
+        "timeline": [
+            {
+                "to": "Running",
+                "reason": "Claimed",
+                "attempt": 2,
+                "worker": "resize-5d8f7c9b6-abcde",
+                "time": "2026-11-23T10:00:04.250000Z",
+            },
+            {
+                "from": "Running",
+                "to": "Failed",
+                "reason": "AttemptFailed",
+                "attempt": 2,
+                "time": "2026-11-23T10:00:05Z",
+                "message": "failed: ValueError: width must be > 0",
+            },
+        ],
         "observedGeneration": 3,
         "conditions": [
             {
@@ -286,6 +317,9 @@ def test_job_status_as_written():
         "attemptStartTime": "2026-11-23T10:00:01.000500Z",
         "progress": {"percent": 10.0, "message": "starting"},
         "attempts": [],
+        # Empty lists are written too: a merge patch would otherwise keep the old ones.
+        "runs": [],
+        "timeline": [],
         "conditions": [],
     }
     assert value_errors(_crd_schema("jobs")["properties"]["status"], body) == []
@@ -464,6 +498,7 @@ def test_job_phases():
         "Queued",
         "Running",
         "Retrying",
+        "Suspended",
         "Succeeded",
         "Failed",
         "Cancelled",
