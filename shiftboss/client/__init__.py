@@ -1,13 +1,16 @@
-"""The Python client: submit Jobs, wait for their results, cancel, get and list them
-(``Client``, blocking; ``AsyncClient``). See docs/client.md."""
+"""The Python client: submit Jobs, wait for their results, cancel, get, list, re-run,
+suspend and resume them (``Client``, blocking; ``AsyncClient``). See docs/client.md."""
 
 from shiftboss.client.aio import AsyncClient
 from shiftboss.client.errors import (
     JobCancelled,
+    JobCannotRunAgain,
     JobFailed,
+    JobNotFinished,
     JobNotFound,
     PermissionDenied,
     RequestFailed,
+    RerunRefused,
     ShiftbossError,
     WaitTimeout,
 )
@@ -18,11 +21,14 @@ __all__ = [
     "AsyncClient",
     "Client",
     "JobCancelled",
+    "JobCannotRunAgain",
     "JobFailed",
+    "JobNotFinished",
     "JobNotFound",
     "JobOptions",
     "PermissionDenied",
     "RequestFailed",
+    "RerunRefused",
     "ShiftbossError",
     "WaitTimeout",
 ]

@@ -1,5 +1,5 @@
-"""``AsyncClient``: submit Jobs, wait for their results, cancel, get and list them
-through the Kubernetes API with the caller's own credentials (kubeconfig, exec plugins,
+"""``AsyncClient``: submit Jobs, wait for their results, cancel, get, list, re-run,
+suspend and resume them through the Kubernetes API with the caller's own credentials (kubeconfig, exec plugins,
 or a pod's service account), so RBAC decides what a caller may do."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Unpack
 
 import httpx
 
-from shiftboss.api.job import Job, JobPhase
+from shiftboss.api.job import RUN_GENERATION_ANNOTATION, Job, JobPhase
 from shiftboss.client.errors import Verb, WaitTimeout, request_error
 from shiftboss.client.jobs import (
     JobOptions,
@@ -24,6 +24,7 @@ from shiftboss.client.jobs import (
     manifest,
     outcome,
 )
+from shiftboss.client.runs import check_rerun, finished, next_run
 from shiftboss.client.watch import JobWatch
 from shiftboss.jobs.store import JOBS
 from shiftboss.kube.client import MERGE_PATCH, ApiError, KubeClient
@@ -31,6 +32,8 @@ from shiftboss.kube.config import KubeConfig
 
 #: Jobs per page of a list.
 PAGE_SIZE = 500
+#: Tries of ``rerun``'s conditional patch when the Job changes between read and write.
+RERUN_TRIES = 5
 
 
 def load_config(kubeconfig: str | os.PathLike[str] | None, context: str | None) -> KubeConfig:
@@ -131,6 +134,50 @@ class AsyncClient:
         body = {"spec": {"cancel": True}}
         return await self._call("patch", name, "PATCH", path, body=body, content_type=MERGE_PATCH)
 
+    async def rerun(self, name: str) -> Job:
+        """Run the finished Job ``name`` again, keeping its name and spec: raise its
+        ``shiftboss.io/run-generation`` annotation (spec is left alone, so a GitOps tool
+        sees no drift); the operator then starts a fresh run, the previous one summarised
+        in ``status.runs``. Returns the Job as patched: ``wait`` on it waits for the new
+        run. ``JobNotFinished`` while it still waits or runs (or a requested run has not
+        finished), ``JobCannotRunAgain`` once it was cancelled; nothing changes then."""
+        kube = await self._client()
+        path = JOBS.path(self.namespace, name)
+        for tries_left in reversed(range(RERUN_TRIES)):
+            job = await self.get(name)
+            check_rerun(job)
+            # Conditional on the version read: a concurrent rerun (or a new run starting)
+            # makes it fail with 409, and the decision is taken again on a fresh read.
+            metadata = {
+                "resourceVersion": job.metadata["resourceVersion"],
+                "annotations": {RUN_GENERATION_ANNOTATION: str(next_run(job))},
+            }
+            try:
+                answer = await kube.request(
+                    "PATCH", path, body={"metadata": metadata}, content_type=MERGE_PATCH
+                )
+            except ApiError as exc:
+                if exc.conflict and tries_left:
+                    continue
+                raise request_error(exc, "patch", self.namespace, name) from None
+            return Job.model_validate(answer)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    async def suspend(self, name: str) -> Job:
+        """Hold the Job (``spec.suspend: true``) and return it: a waiting job leaves its
+        pool's queue (phase ``Suspended``); a running attempt finishes first."""
+        return await self._set_suspend(name, True)
+
+    async def resume(self, name: str) -> Job:
+        """Let a suspended Job run again (``spec.suspend: false``) and return it."""
+        return await self._set_suspend(name, False)
+
+    async def _set_suspend(self, name: str, suspend: bool) -> Job:
+        await self._client()
+        path = JOBS.path(self.namespace, name)
+        body = {"spec": {"suspend": suspend}}
+        return await self._call("patch", name, "PATCH", path, body=body, content_type=MERGE_PATCH)
+
     async def list(
         self,
         pool: str | None = None,
@@ -156,8 +203,9 @@ class AsyncClient:
                 return jobs
 
     async def wait(self, job: Job | str, timeout: float | None = None) -> Any:
-        """The result of the job (a Job or its name) once it has finished: what the skill
-        returned, or ``JobFailed`` / ``JobCancelled``. ``timeout`` (seconds, overall):
+        """The result of the job (a Job or its name) once it has finished the run it
+        requests (after ``rerun``: the new run): what the skill returned, or ``JobFailed``
+        / ``JobCancelled``. ``timeout`` (seconds, overall):
         ``WaitTimeout`` when it has not finished by then; the job keeps running."""
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         return await self._wait(job, timeout, deadline)
@@ -178,16 +226,17 @@ class AsyncClient:
         return await self._wait(job, timeout, deadline)
 
     async def _wait(self, job: Job | str, timeout: float | None, deadline: float | None) -> Any:
-        if isinstance(job, str):
-            job = await self.get(job)
+        if isinstance(job, str) or finished(job):
+            # A finished copy may predate a rerun: only a fresh read says which run ended.
+            job = await self.get(job if isinstance(job, str) else str(job.name))
         watch = JobWatch(await self._client(), job)
         try:
             async with asyncio.timeout_at(deadline):
-                finished = await watch.finished()
+                ended = await watch.finished()
         except TimeoutError:
             if timeout is None:
                 raise
             raise WaitTimeout(watch.job, timeout) from None
         except ApiError as exc:
             raise request_error(exc, "watch", self.namespace, watch.name) from None
-        return outcome(finished)
+        return outcome(ended)

@@ -1,7 +1,8 @@
 """What the client raises: a job's own failure (``JobFailed``, ``JobCancelled``), a wait
-that ran out of time (``WaitTimeout``), and a request the API server refused
-(``RequestFailed`` and its ``JobNotFound`` / ``PermissionDenied``), each saying which
-object it is about and what to do."""
+that ran out of time (``WaitTimeout``), a rerun the job's state does not allow
+(``RerunRefused``: ``JobNotFinished``, ``JobCannotRunAgain``), and a request the API
+server refused (``RequestFailed`` and its ``JobNotFound`` / ``PermissionDenied``), each
+saying which object it is about and what to do."""
 
 from __future__ import annotations
 
@@ -52,6 +53,48 @@ class WaitTimeout(ShiftbossError, TimeoutError):
             f"(phase {phase}); it keeps running: wait for it again, or cancel it"
         )
         self.job, self.timeout, self.phase = job, timeout, str(phase)
+
+
+class RerunRefused(ShiftbossError):
+    """``rerun`` refused to ask for another run of ``job``: it has not finished yet
+    (``JobNotFinished``), or it was cancelled and can never run again
+    (``JobCannotRunAgain``). Nothing was changed."""
+
+    def __init__(self, job: Job, message: str) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobNotFinished(RerunRefused):
+    """The job is still waiting, running or suspended, or a rerun of it has been
+    requested and has not finished: only a finished job can run again."""
+
+    def __init__(self, job: Job, requested_run: int | None = None) -> None:
+        phase = (job.status.phase if job.status else None) or "Pending"
+        what = f"job {job.name} in namespace {job.namespace}"
+        if requested_run is None:
+            message = (
+                f"{what} has not finished (phase {phase}): only a finished job can run "
+                "again; wait for it, or cancel it and create a new Job"
+            )
+        else:
+            message = (
+                f"{what} already has run {requested_run} requested, and that run has not "
+                "finished: wait for it"
+            )
+        super().__init__(job, message)
+        self.phase = str(phase)
+
+
+class JobCannotRunAgain(RerunRefused):
+    """The job was cancelled (``spec.cancel`` is true): it can never run again."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            job,
+            f"job {job.name} in namespace {job.namespace} was cancelled (spec.cancel is "
+            "true) and cannot run again: create a new Job",
+        )
 
 
 class RequestFailed(ShiftbossError):

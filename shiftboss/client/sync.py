@@ -93,3 +93,6 @@ class Client:
     list = _blocking(AsyncClient.list)
     wait = _blocking(AsyncClient.wait)
     run = _blocking(AsyncClient.run)
+    rerun = _blocking(AsyncClient.rerun)
+    suspend = _blocking(AsyncClient.suspend)
+    resume = _blocking(AsyncClient.resume)

@@ -9,8 +9,9 @@ import asyncio
 
 import httpx
 
-from shiftboss.api.job import Job, is_terminal
+from shiftboss.api.job import Job
 from shiftboss.client.errors import JobNotFound
+from shiftboss.client.runs import finished
 from shiftboss.jobs.store import JOBS
 from shiftboss.kube.client import ApiError, KubeClient
 from shiftboss.kube.informer import GONE, Backoff
@@ -20,7 +21,8 @@ WATCH_SECONDS = 240
 
 
 class JobWatch:
-    """``finished()`` returns the Job once it is terminal; ``job`` is the latest version
+    """``finished()`` returns the Job once it has ended the run it requests (a terminal
+    phase of an earlier run does not count after a rerun); ``job`` is the latest version
     seen, also while it still runs (what a timed-out wait reports)."""
 
     def __init__(self, kube: KubeClient, job: Job, *, backoff: Backoff | None = None) -> None:
@@ -33,7 +35,7 @@ class JobWatch:
 
     @property
     def done(self) -> bool:
-        return self.job.status is not None and is_terminal(self.job.status.phase)
+        return finished(self.job)
 
     async def finished(self) -> Job:
         while not self.done:

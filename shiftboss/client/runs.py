@@ -1,0 +1,56 @@
+"""Runs of a Job, as the client sees them: the run its spec and annotation request, the
+run its status describes, whether that is the end of the requested run (what ``wait``
+waits for), and the run ``rerun`` asks for next. Pure functions over the Job."""
+
+from __future__ import annotations
+
+from shiftboss.api.job import RUN_GENERATION_ANNOTATION, Job, is_terminal
+from shiftboss.client.errors import JobCannotRunAgain, JobNotFinished
+
+
+def annotated_run(job: Job) -> int:
+    """The run the ``shiftboss.io/run-generation`` annotation requests; 0 when it is
+    missing or not a decimal integer (the operator ignores it then, too)."""
+    value = (job.metadata.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION, "")
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdecimal() else 0
+
+
+def requested_run(job: Job) -> int:
+    """The run asked for: the higher of ``spec.runGeneration`` and the annotation."""
+    return max(job.spec.run_generation, annotated_run(job))
+
+
+def observed_run(job: Job) -> int:
+    """The run the Job's status is for (0 before the operator has written one)."""
+    status = job.status
+    return (status.run_generation or 0) if status is not None else 0
+
+
+def finished(job: Job) -> bool:
+    """True when the Job ended the run it requests: a terminal phase, and no rerun
+    asked for that has not started yet (so a finished run does not answer for the
+    next one)."""
+    status = job.status
+    return (
+        status is not None and is_terminal(status.phase) and requested_run(job) <= observed_run(job)
+    )
+
+
+def next_run(job: Job) -> int:
+    """The run ``rerun`` requests: one past every run requested or observed."""
+    return max(requested_run(job), observed_run(job)) + 1
+
+
+def check_rerun(job: Job) -> None:
+    """Refuse a rerun the operator would not start: ``JobCannotRunAgain`` for a cancelled
+    Job (``spec.cancel`` never goes back to false), ``JobNotFinished`` for one still
+    waiting, running, suspended, or with a requested run not finished yet."""
+    if job.spec.cancel:
+        raise JobCannotRunAgain(job)
+    if finished(job):
+        return
+    status = job.status
+    if status is not None and is_terminal(status.phase):
+        raise JobNotFinished(job, requested_run(job))
+    raise JobNotFinished(job)
