@@ -23,6 +23,7 @@ from shiftboss.pools.controller import WORKERPOOLS, PoolController
 from shiftboss.settings import OperatorSettings
 from shiftboss.workerapi import MAX_HEADER_BYTES, Timings, WorkerApi
 from shiftboss.workerapi.submissions import SubmissionApi
+from shiftboss.workerapi.views import ReadViews
 from shiftboss.workers.auth import Authenticator
 from shiftboss.workers.limits import RegistrationLimits
 from shiftboss.workers.registry import WorkerRegistry
@@ -143,6 +144,12 @@ class App:
                 reviewer=AccessReviewer(self.client),
                 kube=self.client,
                 namespaces=self.settings.namespaces,
+            ),
+            views=ReadViews(
+                book=self.dispatcher.book,
+                workers=self.registry,
+                pools=self.pools.pools,
+                why_blocked=self.pools.why_blocked,
             ),
         )
         self._runner = web.AppRunner(

@@ -1,6 +1,7 @@
 """The OpenAPI document of the operator's HTTP API, generated from its models: the
-worker protocol (``worker_runtime.protocol``) and the submission API under ``/v1/jobs``
-(``shiftboss.workerapi.submission_models``).
+worker protocol (``worker_runtime.protocol``), the submission API under ``/v1/jobs``
+(``shiftboss.workerapi.submission_models``) and the read views
+(``shiftboss.workerapi.view_models``).
 
 ``python -m shiftboss.protocol_doc docs/worker-api.openapi.json`` writes it; ``--check``
 exits 1 when the checked-in file differs (a unit test runs the same comparison).
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shiftboss.workerapi.submission_models import JobView, SubmitRequest
+from shiftboss.workerapi.view_models import PoolWorkersView, QueueView
 from worker_runtime import protocol as p
 
 #: (method, path, summary, request model, response model, path parameters)
@@ -147,6 +149,34 @@ SUBMISSION_ERRORS = {
 }
 
 
+#: The read views: (path, operationId, summary, answer, path parameters); no token (the
+#: UID is the key: see ``shiftboss.workerapi.views``).
+VIEWS: list[tuple[str, str, str, type[BaseModel], tuple[str, ...]]] = [
+    (
+        "/v1/queue/{namespace}/{uid}",
+        "getQueuePosition",
+        "A Job's position in its pool's queue and why it waits (uid: the Job's metadata.uid).",
+        QueueView,
+        ("namespace", "uid"),
+    ),
+    (
+        "/v1/pools/{namespace}/{uid}/workers",
+        "listPoolWorkers",
+        "A WorkerPool's registered workers, skills and busy slots (uid: its metadata.uid).",
+        PoolWorkersView,
+        ("namespace", "uid"),
+    ),
+]
+
+VIEW_ERRORS = {
+    "400": "A namespace or uid that is not one (a name where the uid goes); error.field "
+    "names which.",
+    "404": "No Job or WorkerPool of that uid in that namespace known to this operator.",
+    "429": "Too many reads from this address; see Retry-After.",
+    "503": "This replica is a standby; retry.",
+}
+
+
 def _schemas(models: set[type[BaseModel]]) -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
@@ -181,6 +211,7 @@ def worker_api_document() -> dict[str, Any]:
     }
     all_schemas = _schemas(models)
     _merge(all_schemas, _submission_schema(_schemas({SubmitRequest, JobView})))
+    _merge(all_schemas, _schemas({QueueView, PoolWorkersView}))
 
     def ref(model: type[BaseModel]) -> dict[str, Any]:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
@@ -233,6 +264,21 @@ def worker_api_document() -> dict[str, Any]:
                 "content": {"application/json": {"schema": ref(request)}},
             }
         paths.setdefault(path, {})[method] = operation
+    for path, operation_id, summary, answer, params in VIEWS:
+        paths.setdefault(path, {})["get"] = {
+            "summary": summary,
+            "operationId": operation_id,
+            "tags": ["views"],
+            "security": [],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in params
+            ],
+            "responses": {
+                "200": json_body(answer, "The view."),
+                **{code: json_body(p.ErrorResponse, text) for code, text in VIEW_ERRORS.items()},
+            },
+        }
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,5 +1,6 @@
 """The worker protocol's HTTP handlers (models in ``worker_runtime.protocol``, rules in
-``docs/worker-protocol.md``), plus ``/healthz``, ``/readyz`` and ``/metrics``."""
+``docs/worker-protocol.md``), plus ``/healthz``, ``/readyz`` and ``/metrics``; the
+submission API's (``submissions``) and the read views' (``views``) routes join them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shiftboss.workerapi.access import Access, PoolLookup
 from shiftboss.workerapi.bodies import parse, reply
 from shiftboss.workerapi.problems import ApiProblem, errors_middleware
 from shiftboss.workerapi.submissions import SubmissionApi
+from shiftboss.workerapi.views import ReadViews
 from shiftboss.workers.auth import Authenticator
 from shiftboss.workers.limits import (
     RegistrationLimits,
@@ -65,13 +67,14 @@ class WorkerApi:
         on_register: Callable[[str, str], None],
         is_ready: Callable[[], bool],
         submissions: SubmissionApi,
+        views: ReadViews,
     ) -> None:
         self.registry, self.dispatcher, self.pool_spec = registry, dispatcher, pool_spec
         self.timings, self.limits = timings, limits
         self.on_register, self.is_ready = on_register, is_ready
         self.access = Access(auth, registry, pool_spec, dispatcher.lease_holder)
         self.registrations = registration_limiter(limits)
-        self.submissions = submissions
+        self.submissions, self.views = submissions, views
 
     def routes(self) -> web.Application:
         server = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[errors_middleware])
@@ -83,6 +86,7 @@ class WorkerApi:
         server.router.add_post("/v1/attempts/{attempt_id}/fail", self.fail)
         server.router.add_post("/v1/attempts/{attempt_id}/release", self.release)
         self.submissions.add_routes(server.router)
+        self.views.add_routes(server.router)
         server.router.add_get("/healthz", self.healthz)
         server.router.add_get("/readyz", self.readyz)
         server.router.add_get("/metrics", self.metrics)

@@ -91,6 +91,17 @@ class WorkerRegistry:
         operator started, may still register to offer it)."""
         return self._offering[(namespace, pool, skill)] > 0 or time.monotonic() < self._warm_at
 
+    def offering(self, namespace: str, pool: str, skill: str) -> int:
+        """How many registered workers of the pool offer the skill."""
+        return self._offering.get((namespace, pool, skill), 0)
+
+    def in_pool(self, namespace: str, pool: str) -> list[WorkerInfo]:
+        """The pool's registered workers, by id (a read: nobody's ``last_seen`` moves)."""
+        key = (namespace, pool)
+        return sorted(
+            (w for w in self._workers.values() if w.pool_key == key), key=lambda w: w.worker_id
+        )
+
     def _index(self, worker: WorkerInfo, change: int) -> None:
         for skill in worker.skills:
             key = (worker.namespace, worker.pool, skill)
