@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftboss.commands import jobs, logs, submit
+from shiftboss.commands import jobs, lifecycle, logs, submit, timeline
 from shiftboss.commands.common import add_global_flags, execute
 
 #: The names of the commands this package adds.
 COMMANDS = frozenset({"submit", "get", "wait", "cancel", "logs"})
+COMMANDS |= {"rerun", "suspend", "resume", "timeline"}
 
 
 def program_name(argv0: str) -> str:
@@ -25,6 +26,8 @@ def add_commands(sub: jobs.SubParsers) -> None:
     submit.add_parser(sub, parent)
     jobs.add_parsers(sub, parent)
     logs.add_parser(sub, parent)
+    lifecycle.add_parsers(sub, parent)
+    timeline.add_parser(sub, parent)
 
 
 def dispatch(args: argparse.Namespace, prog: str) -> int:

@@ -20,6 +20,7 @@ from shiftboss.client import (
     JobFailed,
     JobNotFound,
     RequestFailed,
+    RerunRefused,
     WaitTimeout,
 )
 from shiftboss.client.aio import load_config
@@ -32,7 +33,8 @@ class Exit(IntEnum):
     OK = 0
     #: The job failed or was cancelled (``submit --wait``, ``wait``).
     JOB_FAILED = 1
-    #: Usage or bad input: a flag, a parameter, a manifest, a Job the API server refused.
+    #: Usage or bad input: a flag, a parameter, a manifest, a Job the API server refused,
+    #: a rerun of a Job not finished or cancelled.
     USAGE = 2
     #: ``--timeout`` passed before the job finished; the job keeps running.
     TIMEOUT = 3
@@ -54,7 +56,7 @@ def exit_code(error: BaseException) -> Exit | None:
         return Exit.JOB_FAILED
     if isinstance(error, WaitTimeout):
         return Exit.TIMEOUT
-    if isinstance(error, UsageError | ValidationError):
+    if isinstance(error, UsageError | ValidationError | RerunRefused):
         return Exit.USAGE
     if isinstance(error, RequestFailed):
         return Exit.USAGE if error.status in _INVALID_STATUSES else Exit.API

@@ -21,8 +21,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from shiftboss.api.job import Job, JobPhase
+from shiftboss.api.job import Job, JobPhase, is_terminal
 from shiftboss.client import AsyncClient
+from shiftboss.client.runs import finished, requested_run
 
 #: How often the display reads the job (progress is written at most every 5 s).
 POLL_SECONDS = 1.0
@@ -65,6 +66,10 @@ class ProgressDisplay:
     def show(self, job: Job) -> None:
         status = job.status
         phase = str(status.phase if status and status.phase else JobPhase.PENDING)
+        if is_terminal(phase) and not finished(job):
+            # A rerun requested: the earlier run's end is not this run's.
+            self.update(JobPhase.PENDING, 0.0, f"run {requested_run(job)} requested")
+            return
         progress = status.progress if status else None
         percent = progress.percent if progress else 0.0
         if phase == JobPhase.SUCCEEDED:
