@@ -29,6 +29,8 @@ class JobOptions(TypedDict, total=False):
     retry: RetryPolicy | Mapping[str, Any]
     ttl_seconds_after_finished: int
     idempotency_key: str
+    #: Create the Job held (phase ``Suspended``): it runs once ``resume``d.
+    suspend: bool
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
 

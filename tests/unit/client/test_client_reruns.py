@@ -285,3 +285,10 @@ def test_the_blocking_client_reruns_suspends_and_resumes(api: RerunApi, kubeconf
         assert not sb.resume("j1").spec.suspend
         with pytest.raises(JobNotFinished):
             sb.rerun("j1")
+
+
+async def test_a_job_can_be_submitted_suspended(api: RerunApi, sb: AsyncClient) -> None:
+    job = await sb.submit("demo", "add", {"a": 1}, suspend=True)
+    assert job.spec.suspend
+    [create] = api.sent("POST")
+    assert json.loads(create.content)["spec"]["suspend"] is True
