@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftboss.commands import jobs, lifecycle, logs, submit, timeline
+from shiftboss.commands import jobs, lifecycle, logs, submit, timeline, workers
 from shiftboss.commands.common import add_global_flags, execute
+from shiftboss.commands.operator import add_operator_flags
 
 #: The names of the commands this package adds.
 COMMANDS = frozenset({"submit", "get", "wait", "cancel", "logs"})
 COMMANDS |= {"rerun", "suspend", "resume", "timeline"}
+COMMANDS |= {"workers"}
 
 
 def program_name(argv0: str) -> str:
@@ -23,9 +25,11 @@ def program_name(argv0: str) -> str:
 def add_commands(sub: jobs.SubParsers) -> None:
     parent = argparse.ArgumentParser(add_help=False)
     add_global_flags(parent)
+    add_operator_flags(parent)
     submit.add_parser(sub, parent)
     jobs.add_parsers(sub, parent)
     logs.add_parser(sub, parent)
+    workers.add_parser(sub, parent)
     lifecycle.add_parsers(sub, parent)
     timeline.add_parser(sub, parent)
 

@@ -11,6 +11,7 @@ from typing import TypeAlias
 from shiftboss.api.job import Job, JobPhase, is_terminal
 from shiftboss.client import AsyncClient
 from shiftboss.commands.common import Exit, Session, duration
+from shiftboss.commands.positions import queue_views
 from shiftboss.commands.render import OUTPUTS, RESOURCE, render
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -94,15 +95,21 @@ def labels(selector: str) -> dict[str, str]:
 
 
 async def get_jobs(args: argparse.Namespace, session: Session) -> int:
+    """The Jobs; a table also shows what the operator says of the waiting ones (the wide
+    table, and one job's: a lookup per job is cheap for one, not for a whole list)."""
     client = await session.client()
-    if args.name:
-        print(render([await client.get(args.name)], args.output, single=True))
-        return Exit.OK
-    jobs = await client.list(pool=args.pool, phase=args.phase, labels=args.selector)
+    single = bool(args.name)
+    if single:
+        jobs = [await client.get(args.name)]
+    else:
+        jobs = await client.list(pool=args.pool, phase=args.phase, labels=args.selector)
     if not jobs and args.output in (None, "wide"):
         print(f"No jobs found in namespace {client.namespace}.", file=sys.stderr)
         return Exit.OK
-    print(render(jobs, args.output, single=False))
+    queue = None
+    if args.output == "wide" or (single and args.output is None):
+        queue = await queue_views(args, session, client.namespace, jobs)
+    print(render(jobs, args.output, single=single, queue=queue))
     return Exit.OK
 
 

@@ -1,16 +1,18 @@
 """Jobs as kubectl prints objects: an aligned table (``-o wide`` adds columns), JSON or
-YAML of the object (a ``List`` for several), or ``kind/name``."""
+YAML of the object (a ``List`` for several), or ``kind/name``.  A table may carry what
+the operator says of waiting jobs (``QueueView``): their position and why they wait."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
-from shiftboss.api.job import Job
+from shiftboss.api.job import Job, JobPhase, is_terminal
+from shiftboss.workerapi.view_models import QueueView
 
 OUTPUTS = ("json", "yaml", "wide", "name")
 RESOURCE = "job.shiftboss.io"
@@ -31,7 +33,6 @@ COLUMNS: tuple[Column, ...] = (
     ("ATTEMPTS", lambda job, _: _status(job, "attempt") or "0"),
     ("AGE", lambda job, now: age(job.metadata.get("creationTimestamp"), now)),
 )
-MESSAGE: Column = ("MESSAGE", lambda job, _: message(job))
 WIDE: tuple[Column, ...] = (
     ("PRIORITY", lambda job, _: str(job.spec.priority)),
     ("WORKER", lambda job, _: _status(job, "worker")),
@@ -50,11 +51,48 @@ def message(job: Job) -> str:
     return status.message or ""
 
 
-def table(jobs: Sequence[Job], *, wide: bool = False, now: datetime | None = None) -> str:
+def waiting(job: Job) -> bool:
+    """Whether the job waits for a worker (not running, not finished)."""
+    phase = job.status.phase if job.status else None
+    return phase != JobPhase.RUNNING and not is_terminal(phase)
+
+
+def position(job: Job, queue: Mapping[str, QueueView]) -> str:
+    """``2/5`` (second of five queued), ``-`` waiting but not queued (retrying later),
+    ``?`` waiting and the operator did not say, empty for jobs that do not wait."""
+    if not waiting(job):
+        return ""
+    view = queue.get(job.uid or "")
+    if view is None:
+        return "?"
+    return "-" if view.position is None else f"{view.position}/{view.queued}"
+
+
+def table(
+    jobs: Sequence[Job],
+    *,
+    wide: bool = False,
+    now: datetime | None = None,
+    queue: Mapping[str, QueueView] | None = None,
+    positions: bool | None = None,
+) -> str:
     """``kubectl get``'s table: columns padded to their widest cell, 3 spaces apart,
-    the message last so that a long one does not push the others."""
+    the message last so that a long one does not push the others.  ``queue``: the
+    operator's views of waiting jobs by uid, whose reason replaces the message;
+    ``positions``: show the POSITION column (default: in the wide table)."""
     now = now or datetime.now(UTC)
-    columns = (*COLUMNS, *(WIDE if wide else ()), MESSAGE)
+    views = queue or {}
+
+    def reason(job: Job, _: datetime) -> str:
+        view = views.get(job.uid or "")
+        if view is not None and view.reason and waiting(job):
+            return view.reason
+        return message(job)
+
+    extra: tuple[Column, ...] = WIDE if wide else ()
+    if wide if positions is None else positions:
+        extra = (*extra, ("POSITION", lambda job, _: position(job, views)))
+    columns = (*COLUMNS, *extra, ("MESSAGE", reason))
     rows = [[title for title, _ in columns]]
     rows += [[cell(job, now) for _, cell in columns] for job in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
@@ -73,15 +111,23 @@ def document(jobs: Sequence[Job], single: bool) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
 
 
-def render(jobs: Sequence[Job], output: str | None, *, single: bool) -> str:
-    """``jobs`` in the format of ``-o`` (None: the table)."""
+def render(
+    jobs: Sequence[Job],
+    output: str | None,
+    *,
+    single: bool,
+    queue: Mapping[str, QueueView] | None = None,
+) -> str:
+    """``jobs`` in the format of ``-o`` (None: the table; one job's shows its position
+    when ``queue`` was asked for it)."""
     if output == "json":
         return json.dumps(document(jobs, single), indent=4, ensure_ascii=False)
     if output == "yaml":
         return yaml.safe_dump(document(jobs, single), sort_keys=False).rstrip("\n")
     if output == "name":
         return "\n".join(f"{RESOURCE}/{job.name}" for job in jobs)
-    return table(jobs, wide=output == "wide")
+    wide = output == "wide"
+    return table(jobs, wide=wide, queue=queue, positions=wide or (single and queue is not None))
 
 
 def age(timestamp: str | None, now: datetime) -> str:

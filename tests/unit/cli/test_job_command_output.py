@@ -55,7 +55,7 @@ def test_the_wide_table_adds_priority_worker_and_duration():
     header, row = line.splitlines()
     assert header.split() == [
         "NAME", "POOL", "SKILL", "PHASE", "ATTEMPTS", "AGE", "PRIORITY", "WORKER", "DURATION",
-        "MESSAGE",
+        "POSITION", "MESSAGE",
     ]  # fmt: skip
     assert row.split()[6:] == ["5", "demo-1", "2s"]
 
