@@ -13,12 +13,15 @@ from datetime import datetime
 
 from shiftboss.api.common import ConditionStatus, set_condition
 from shiftboss.api.job import JobConditionType, JobError, JobPhase, JobStatus
+from shiftboss.api.jobstatus import WaitReason
 
 READY = JobConditionType.READY
 RECONCILING = JobConditionType.RECONCILING
 STALLED = JobConditionType.STALLED
 COMPLETE = JobConditionType.COMPLETE
 FAILED = JobConditionType.FAILED
+SUSPENDED = JobConditionType.SUSPENDED
+SCHEDULABLE = JobConditionType.SCHEDULABLE
 
 #: Error types that are their own failure reason (the rest say why no retry came).
 _OWN_REASON = frozenset({"DeadlineExceeded", "InvalidParams"})
@@ -33,7 +36,9 @@ def failure_reason(error: JobError | None) -> str:
     return "AttemptsExhausted" if error.retryable else "NotRetryable"
 
 
-def _wanted(status: JobStatus) -> dict[JobConditionType, tuple[bool, str]]:
+def _wanted(
+    status: JobStatus, blocked: WaitReason | None
+) -> dict[JobConditionType, tuple[bool, str]]:
     """The conditions the job's phase calls for: type -> (status, reason)."""
     phase = status.phase
     if phase == JobPhase.SUCCEEDED:
@@ -43,16 +48,28 @@ def _wanted(status: JobStatus) -> dict[JobConditionType, tuple[bool, str]]:
         return {READY: (False, reason), STALLED: (True, reason), FAILED: (True, reason)}
     if phase == JobPhase.CANCELLED:
         return {READY: (False, "Cancelled"), STALLED: (True, "Cancelled")}
+    if phase == JobPhase.SUSPENDED:
+        return {READY: (False, "Suspended"), SUSPENDED: (True, "Suspended")}
+    if status.mirror_of is not None:
+        return {READY: (False, "Mirroring"), RECONCILING: (True, "Mirroring")}
+    if blocked is not None:
+        # A missing pool or a skill no worker offers needs a person: Stalled (kstatus);
+        # a paused or degraded pool may come back by itself: still Reconciling.
+        progress = STALLED if blocked.stalled else RECONCILING
+        return {READY: (False, blocked), progress: (True, blocked), SCHEDULABLE: (False, blocked)}
     reason = str(phase or JobPhase.PENDING)
     return {READY: (False, reason), RECONCILING: (True, reason)}
 
 
-def with_conditions(status: JobStatus, at: datetime, generation: int | None) -> JobStatus:
+def with_conditions(
+    status: JobStatus, at: datetime, generation: int | None, blocked: WaitReason | None = None
+) -> JobStatus:
     """``status`` (changed in place, and returned) with the conditions of its phase, as
-    of ``at``, and stamped with the Job's ``metadata.generation`` (kept if None)."""
+    of ``at``, and stamped with the Job's ``metadata.generation`` (kept if None).
+    ``blocked``: why the waiting job cannot be dispatched, if something holds it."""
     if generation is not None:
         status.observed_generation = generation
-    wanted = _wanted(status)
+    wanted = _wanted(status, blocked)
     message = status.message or str(status.phase or JobPhase.PENDING)
     conditions = [c for c in status.conditions if c.type in wanted]
     for type_, (true, reason) in wanted.items():

@@ -1,8 +1,9 @@
 """The Job lifecycle as a pure function: ``transition(spec, status, event) -> status``.
 
-No I/O and no clock: every event carries the time it happened (and, where a retry
-delay is drawn, its random jitter sample), so the whole machine is deterministic and
-unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
+No I/O and no clock: every event (``shiftboss.jobs.events``) carries the time it
+happened (and, where a retry delay is drawn, its random jitter sample), so the whole
+machine is deterministic and unit-tested exhaustively.  ``shiftboss.jobs.dispatcher``
+applies the results.
 
     (none)/Pending --Enqueued--> Queued
     (none)/Pending/Queued/Retrying(due) --Claimed--> Running
@@ -12,9 +13,15 @@ unit-tested exhaustively.  ``shiftboss.jobs.dispatcher`` applies the results.
     any non-terminal --CancelRequested--> Cancelled
     any non-terminal --DeadlineExceeded--> Failed
     waiting --ParamsRejected--> Failed
+    waiting --SuspendRequested--> Suspended --Resumed--> Queued | Retrying
+    (a retry or disruption under spec.suspend goes to Suspended instead)
+    finished --RerunRequested--> Queued | Suspended   (a new run: new attempt history)
+    (none)/Pending/Queued --Mirrored--> Queued (status.mirrorOf, never claimed)
+    mirror --MirrorReleased--> Queued;  mirror --MirrorSucceeded--> Succeeded
 
-Every resulting status carries the conditions of its phase (``shiftboss.jobs.conditions``)
-and the Job's ``metadata.generation``, so they ride on the transition's own write.
+Every resulting status carries the conditions of its phase (``shiftboss.jobs.conditions``),
+the Job's ``metadata.generation`` and an entry in its timeline, so they ride on the
+transition's own write.
 
 A running attempt that must stop (``stop_reason``: cancelled, timed out, past the job's
 deadline) is not ended at once: its worker is told to stop and gets a grace period;
@@ -23,10 +30,7 @@ deadline) is not ended at once: its worker is told to stop and gets a grace peri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
 
 from shiftboss.api.job import (
     AttemptOutcome,
@@ -39,199 +43,128 @@ from shiftboss.api.job import (
     format_instant,
     is_terminal,
 )
+from shiftboss.api.jobstatus import TimelineEntry
 from shiftboss.api.retry import FailureReason, RetryAction
 from shiftboss.jobs.conditions import with_conditions
+from shiftboss.jobs.deadlines import (
+    StopKind,
+    StopReason,
+    active_deadline,
+    attempt_deadline,
+    claimable,
+    fence_event,
+    stop_reason,
+)
+from shiftboss.jobs.events import (
+    AttemptDisrupted,
+    AttemptFailed,
+    CancelRequested,
+    Claimed,
+    Completed,
+    DeadlineExceeded,
+    Enqueued,
+    Event,
+    LeaseExpired,
+    Mirrored,
+    MirrorReleased,
+    MirrorSucceeded,
+    ParamsRejected,
+    RerunRequested,
+    Resumed,
+    SuspendRequested,
+    TimedOut,
+)
 from shiftboss.jobs.retryrules import Failure, decide, describe, first_match
-
-WAITING = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED, JobPhase.RETRYING})
-
-
-class InvalidTransition(Exception):
-    """The event does not apply to the job's current phase (a stale or duplicate report)."""
-
-
-# -- events ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    """The operator has seen the job and it waits for a worker (written only if it waits)."""
-
-    at: datetime
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Claimed:
-    worker: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Completed:
-    result: Any
-    at: datetime
-
-
-@dataclass(frozen=True)
-class AttemptFailed:
-    error_type: str
-    message: str
-    retryable: bool
-    at: datetime
-    #: The worker asked to wait at least this long before the next attempt.
-    retry_after: float | None = None
-    #: A uniform sample in [-1, 1] that spreads the backoff delay by ``jitter``.
-    jitter_sample: float = 0.0
-
-
-@dataclass(frozen=True)
-class LeaseExpired:
-    """The worker stopped heartbeating (it died or lost the network)."""
-
-    at: datetime
-    jitter_sample: float = 0.0
-
-
-@dataclass(frozen=True)
-class TimedOut:
-    """The attempt ran past ``spec.timeoutSeconds``."""
-
-    at: datetime
-    jitter_sample: float = 0.0
-
-
-@dataclass(frozen=True)
-class AttemptDisrupted:
-    """The attempt was cut short by no fault of the job: its worker's pod was deleted
-    (rollout, scale-down, eviction) or its worker handed it back.  Not counted."""
-
-    reason: str
-    at: datetime
-    error_type: str = "Disrupted"
-
-
-@dataclass(frozen=True)
-class CancelRequested:
-    at: datetime
-
-
-@dataclass(frozen=True)
-class DeadlineExceeded:
-    """The whole job ran past ``spec.activeDeadlineSeconds``."""
-
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ParamsRejected:
-    """The params break the skill's input schema: never retried."""
-
-    message: str
-    at: datetime
-
-
-Event = (
-    Enqueued
-    | Claimed
-    | Completed
-    | AttemptFailed
-    | LeaseExpired
-    | TimedOut
-    | AttemptDisrupted
-    | CancelRequested
-    | DeadlineExceeded
-    | ParamsRejected
+from shiftboss.jobs.runs import (
+    HANDBACK_ERRORS,
+    InvalidTransition,
+    back_in_queue,
+    held,
+    require,
+    rerun,
+    timeline_reason,
 )
 
+__all__ = [
+    "AttemptDisrupted",
+    "AttemptFailed",
+    "CancelRequested",
+    "Claimed",
+    "Completed",
+    "DeadlineExceeded",
+    "Enqueued",
+    "Event",
+    "InvalidTransition",
+    "LeaseExpired",
+    "MirrorReleased",
+    "MirrorSucceeded",
+    "Mirrored",
+    "ParamsRejected",
+    "RerunRequested",
+    "Resumed",
+    "StopKind",
+    "StopReason",
+    "SuspendRequested",
+    "TimedOut",
+    "active_deadline",
+    "attempt_deadline",
+    "claimable",
+    "fence_event",
+    "stop_reason",
+    "transition",
+]
+
+WAITING = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED, JobPhase.RETRYING})
+#: Phases from which a job can become a mirror: it has not been claimed in this run.
+NOT_STARTED = frozenset({None, JobPhase.PENDING, JobPhase.QUEUED})
+#: How much of a status message a timeline entry keeps.
+TIMELINE_MESSAGE_CHARS = 256
+
+
 # -- decisions ---------------------------------------------------------------------------
-
-
-#: Error types by which a worker hands an attempt back (older runtimes fail it this way).
-HANDBACK_ERRORS = frozenset({"WorkerShutdown"})
-
-
-def claimable(status: JobStatus | None, now: datetime) -> bool:
-    """Whether a worker may take the job now."""
-    if status is None or status.phase in (None, JobPhase.PENDING, JobPhase.QUEUED):
-        return True
-    if status.phase == JobPhase.RETRYING:
-        return status.next_attempt_at is None or status.next_attempt_at <= now
-    return False
-
-
-def attempt_deadline(spec: JobSpec, status: JobStatus) -> datetime | None:
-    """When the running attempt must end: its own timeout or the job's deadline, if any."""
-    candidates = []
-    if spec.timeout_seconds and status.attempt_start_time:
-        candidates.append(status.attempt_start_time + timedelta(seconds=spec.timeout_seconds))
-    job_deadline = active_deadline(spec, status)
-    if job_deadline:
-        candidates.append(job_deadline)
-    return min(candidates) if candidates else None
-
-
-def active_deadline(spec: JobSpec, status: JobStatus | None) -> datetime | None:
-    """When the whole job must be over (counted from its first attempt's start)."""
-    if spec.active_deadline_seconds and status and status.start_time:
-        return status.start_time + timedelta(seconds=spec.active_deadline_seconds)
-    return None
-
-
-class StopKind(StrEnum):
-    CANCEL = "cancel"
-    DEADLINE = "deadline"
-    TIMEOUT = "timeout"
-
-
-@dataclass(frozen=True)
-class StopReason:
-    kind: StopKind
-    message: str
-
-
-def stop_reason(spec: JobSpec, status: JobStatus | None, now: datetime) -> StopReason | None:
-    """Why the running attempt must stop now, if it must: cancel first, then the job's
-    deadline, then the attempt's own timeout."""
-    if status is None or status.phase != JobPhase.RUNNING:
-        return None
-    if spec.cancel:
-        return StopReason(StopKind.CANCEL, "the job was cancelled (spec.cancel)")
-    job_deadline = active_deadline(spec, status)
-    if job_deadline is not None and job_deadline <= now:
-        return StopReason(
-            StopKind.DEADLINE,
-            f"the job exceeded activeDeadlineSeconds={spec.active_deadline_seconds}",
-        )
-    deadline = attempt_deadline(spec, status)
-    if deadline is not None and deadline <= now:
-        return StopReason(
-            StopKind.TIMEOUT, f"the attempt ran longer than timeoutSeconds={spec.timeout_seconds}"
-        )
-    return None
-
-
-def fence_event(kind: StopKind, at: datetime, jitter_sample: float = 0.0) -> Event:
-    """The event that ends an attempt stopped for ``kind``, whatever its worker reported."""
-    if kind is StopKind.CANCEL:
-        return CancelRequested(at)
-    if kind is StopKind.DEADLINE:
-        return DeadlineExceeded(at)
-    return TimedOut(at, jitter_sample)
 
 
 # -- the transition function -----------------------------------------------------------
 
 
 def transition(
-    spec: JobSpec, status: JobStatus | None, event: Event, *, generation: int | None = None
+    spec: JobSpec,
+    status: JobStatus | None,
+    event: Event,
+    *,
+    generation: int | None = None,
+    run_generation: int | None = None,
 ) -> JobStatus:
     """The job's next status after ``event``; ``InvalidTransition`` if it does not apply.
-    ``generation`` is the Job's ``metadata.generation`` as the decision saw it."""
+    ``generation`` is the Job's ``metadata.generation`` as the decision saw it, and
+    ``run_generation`` the run it asks for (spec.runGeneration or the annotation; by
+    default spec.runGeneration): a new job's status is stamped with it."""
     current = status.model_copy(deep=True) if status else JobStatus()
-    if is_terminal(current.phase):
+    before, worker = current.phase, current.worker
+    if isinstance(event, RerunRequested):
+        current = rerun(spec, current, event)
+    elif is_terminal(current.phase):
         raise InvalidTransition(f"job is already {current.phase}")
-    return with_conditions(_next(spec, current, event), event.at, generation)
+    else:
+        if current.run_generation is None:
+            current.run_generation = (
+                spec.run_generation if run_generation is None else run_generation
+            )
+        current = _next(spec, current, event)
+    assert current.phase is not None
+    current.record_transition(
+        TimelineEntry(
+            from_phase=before,
+            to_phase=current.phase,
+            reason=timeline_reason(event),
+            attempt=current.attempt,
+            worker=current.worker or worker,
+            time=event.at,
+            message=(current.message or "")[:TIMELINE_MESSAGE_CHARS] or None,
+        )
+    )
+    blocked = event.blocked if isinstance(event, Enqueued) else None
+    return with_conditions(current, event.at, generation, blocked)
 
 
 def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
@@ -239,13 +172,55 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
     phase = current.phase
     match event:
         case Enqueued(at=at, message=message):
-            _require(phase in (None, JobPhase.PENDING), event, phase)
+            # Queued again when what blocks it changes (or nothing does any more).
+            require(phase in NOT_STARTED and current.mirror_of is None, event, phase)
             current.phase = JobPhase.QUEUED
             current.message = message or "waiting for a worker"
             return current
 
+        case SuspendRequested(at=at):
+            require(spec.suspend and phase in WAITING, event, phase)
+            current.phase = JobPhase.SUSPENDED
+            current.message = held("suspended by spec.suspend", current, at)
+            return current
+
+        case Resumed(at=at):
+            require(phase == JobPhase.SUSPENDED and not spec.suspend, event, phase)
+            return back_in_queue(current, at, "resumed")
+
+        case Mirrored(primary=primary, primary_phase=primary_phase):
+            require(phase in NOT_STARTED and current.attempt == 0, event, phase)
+            current.phase = JobPhase.QUEUED
+            current.mirror_of = primary
+            current.message = (
+                f"mirrors job {primary.name} (same spec.idempotencyKey), which is "
+                f"{primary_phase}: this job runs no attempt of its own and ends as it ends"
+            )
+            return current
+
+        case MirrorReleased(why=why):
+            require(current.mirror_of is not None and phase in NOT_STARTED, event, phase)
+            current.mirror_of = None
+            current.phase = JobPhase.QUEUED
+            current.message = f"{why}: this job runs on its own; waiting for a worker"[:1024]
+            return current
+
+        case MirrorSucceeded(primary=primary, result=result, at=at):
+            require(phase in NOT_STARTED and current.attempt == 0, event, phase)
+            current.mirror_of = primary
+            current.result = result
+            current.message = (
+                f"succeeded as a mirror of job {primary.name} (same spec.idempotencyKey); "
+                "no attempt of its own"
+            )
+            return _finish(current, JobPhase.SUCCEEDED, at)
+
         case Claimed(worker=worker, at=at):
-            _require(claimable(current, at), event, phase)
+            require(
+                claimable(current, at) and not spec.suspend and current.mirror_of is None,
+                event,
+                phase,
+            )
             current.phase = JobPhase.RUNNING
             current.attempt += 1
             current.worker = worker
@@ -257,7 +232,7 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
             return current
 
         case Completed(result=result, at=at):
-            _require(phase == JobPhase.RUNNING, event, phase)
+            require(phase == JobPhase.RUNNING, event, phase)
             _end_attempt(current, AttemptOutcome.SUCCEEDED, at)
             current.result = result
             current.error = None
@@ -265,15 +240,15 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
             return _finish(current, JobPhase.SUCCEEDED, at)
 
         case AttemptFailed(error_type=error_type, message=message) if error_type in HANDBACK_ERRORS:
-            _require(phase == JobPhase.RUNNING, event, phase)
+            require(phase == JobPhase.RUNNING, event, phase)
             return _disrupted(spec, current, AttemptDisrupted(message, event.at, error_type))
 
         case AttemptFailed() | LeaseExpired() | TimedOut():
-            _require(phase == JobPhase.RUNNING, event, phase)
+            require(phase == JobPhase.RUNNING, event, phase)
             return _attempt_failed(spec, current, event)
 
         case AttemptDisrupted():
-            _require(phase == JobPhase.RUNNING, event, phase)
+            require(phase == JobPhase.RUNNING, event, phase)
             return _disrupted(spec, current, event)
 
         case CancelRequested(at=at):
@@ -291,7 +266,7 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
             return _finish(current, JobPhase.FAILED, at)
 
         case ParamsRejected(message=message, at=at):
-            _require(phase in WAITING, event, phase)
+            require(phase in WAITING, event, phase)
             current.error = JobError(type="InvalidParams", message=message, retryable=False)
             current.message = f"params rejected: {message}"
             return _finish(current, JobPhase.FAILED, at)
@@ -308,12 +283,15 @@ def _disrupted(spec: JobSpec, current: JobStatus, event: AttemptDisrupted) -> Jo
         current.error = JobError(type=event.error_type, message=message, retryable=False)
         current.message = f"failed: {event.error_type}: {message} ({describe(*found)}: fail)"[:1024]
         return _finish(current, JobPhase.FAILED, event.at)
-    current.phase = JobPhase.QUEUED
     current.worker = None
     current.progress = None
-    current.message = (
-        f"attempt {current.attempt} disrupted ({message}); not counted, waiting for a worker"
-    )[:1024]
+    disrupted = f"attempt {current.attempt} disrupted ({message}); not counted"
+    if spec.suspend:
+        current.phase = JobPhase.SUSPENDED
+        current.message = held(f"{disrupted}; suspended by spec.suspend", current, event.at)
+    else:
+        current.phase = JobPhase.QUEUED
+        current.message = f"{disrupted}, waiting for a worker"[:1024]
     return current
 
 
@@ -345,15 +323,18 @@ def _attempt_failed(
         current.error = JobError(type=error_type, message=message, retryable=verdict.retryable)
         current.message = f"failed: {error_type}: {message} ({verdict.why})"[:1024]
         return _finish(current, JobPhase.FAILED, at)
-    current.phase = JobPhase.RETRYING
+    current.phase = JobPhase.SUSPENDED if spec.suspend else JobPhase.RETRYING
     current.worker = None
     current.next_attempt_at = at + timedelta(seconds=verdict.delay)
     # An absolute time: a countdown would go stale while nothing is written.
     ruled = f"; {verdict.why}" if verdict.why else ""
-    current.message = (
-        f"attempt {current.attempt} failed ({error_type}){ruled}; "
-        f"next attempt at {format_instant(current.next_attempt_at, at)}"
-    )[:1024]
+    failed = f"attempt {current.attempt} failed ({error_type}){ruled}"
+    if spec.suspend:
+        current.message = held(f"{failed}; suspended by spec.suspend", current, at)
+    else:
+        current.message = (
+            f"{failed}; next attempt at {format_instant(current.next_attempt_at, at)}"
+        )[:1024]
     return current
 
 
@@ -388,8 +369,3 @@ def _finish(status: JobStatus, phase: JobPhase, at: datetime) -> JobStatus:
     if status.start_time:
         status.duration = format_duration((at - status.start_time).total_seconds())
     return status
-
-
-def _require(ok: bool, event: Event, phase: JobPhase | None) -> None:
-    if not ok:
-        raise InvalidTransition(f"{type(event).__name__} does not apply to phase {phase}")

@@ -12,7 +12,18 @@ from typing import Any
 
 import pytest
 from dispatching import claim_one, submit, worker
-from test_jobs_machine import EVENTS, EXPECTED, NOW, PAIRS, SPEC, STATES, X, make_spec, running
+from test_jobs_machine import (
+    EVENT_SPECS,
+    EVENTS,
+    EXPECTED,
+    NOW,
+    PAIRS,
+    SPEC,
+    STATES,
+    X,
+    make_spec,
+    running,
+)
 
 from shiftboss.api.common import ConditionStatus
 from shiftboss.api.job import JobError, JobPhase, JobStatus
@@ -38,7 +49,10 @@ BY_PHASE: dict[JobPhase, dict[str, tuple[str, str]]] = {
     JobPhase.RETRYING: {"Ready": (F, "Retrying"), "Reconciling": (T, "Retrying")},
     JobPhase.SUCCEEDED: {"Ready": (T, "Succeeded"), "Complete": (T, "Succeeded")},
     JobPhase.CANCELLED: {"Ready": (F, "Cancelled"), "Stalled": (T, "Cancelled")},
+    JobPhase.SUSPENDED: {"Ready": (F, "Suspended"), "Suspended": (T, "Suspended")},
 }
+#: A job that mirrors another (same idempotencyKey) while that one is unfinished.
+MIRRORING = {"Ready": (F, "Mirroring"), "Reconciling": (T, "Mirroring")}
 FAILURES = {
     "AttemptFailed(fatal)": "NotRetryable",
     "DeadlineExceeded": "DeadlineExceeded",
@@ -46,10 +60,14 @@ FAILURES = {
 }
 
 
-def expected_conditions(event: str, phase: JobPhase) -> dict[str, tuple[str, str]]:
+def expected_conditions(event: str, status: JobStatus) -> dict[str, tuple[str, str]]:
+    phase = status.phase
+    assert phase is not None
     if phase == JobPhase.FAILED:
         reason = FAILURES[event]
         return {"Ready": (F, reason), "Stalled": (T, reason), "Failed": (T, reason)}
+    if status.mirror_of is not None and phase == JobPhase.QUEUED:
+        return MIRRORING
     return BY_PHASE[phase]
 
 
@@ -59,8 +77,9 @@ def summary(status: JobStatus) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize(("state", "event"), [p for p in PAIRS if EXPECTED[p] is not X])
 def test_every_transition_sets_the_conditions_of_its_phase(state: str, event: str) -> None:
-    result = transition(SPEC, STATES[state](), EVENTS[event](), generation=GENERATION)
-    assert summary(result) == expected_conditions(event, result.phase)
+    spec = EVENT_SPECS.get(event, SPEC)
+    result = transition(spec, STATES[state](), EVENTS[event](), generation=GENERATION)
+    assert summary(result) == expected_conditions(event, result)
     assert result.observed_generation == GENERATION
     for condition in result.conditions:
         assert condition.message == result.message

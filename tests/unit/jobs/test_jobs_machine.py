@@ -26,6 +26,7 @@ from shiftboss.api.job import (
     JobStatus,
     format_instant,
 )
+from shiftboss.api.jobstatus import MirroredJob
 from shiftboss.api.retry import Backoff, RetryPolicy
 from shiftboss.jobs.machine import (
     AttemptDisrupted,
@@ -37,9 +38,15 @@ from shiftboss.jobs.machine import (
     Enqueued,
     InvalidTransition,
     LeaseExpired,
+    Mirrored,
+    MirrorReleased,
+    MirrorSucceeded,
     ParamsRejected,
+    RerunRequested,
+    Resumed,
     StopKind,
     StopReason,
+    SuspendRequested,
     TimedOut,
     active_deadline,
     attempt_deadline,
@@ -91,6 +98,8 @@ def make_spec(
 
 
 SPEC = make_spec()
+#: The Job another one mirrors (same idempotencyKey).
+PRIMARY = MirroredJob(name="first", uid="uid-first")
 
 
 def running(attempt: int = 1, worker: str = "w-1", started: datetime = T0) -> JobStatus:
@@ -171,6 +180,8 @@ STATES: dict[str, Callable[[], JobStatus | None]] = {
     "Succeeded": lambda: finished(JobPhase.SUCCEEDED),
     "Failed": lambda: finished(JobPhase.FAILED),
     "Cancelled": lambda: finished(JobPhase.CANCELLED),
+    "Suspended": lambda: JobStatus(phase=JobPhase.SUSPENDED, message="suspended"),
+    "Queued(mirror)": lambda: JobStatus(phase=JobPhase.QUEUED, mirror_of=PRIMARY, message="m"),
 }
 
 #: Every event type (AttemptFailed twice: retryable and not), all happening at NOW.
@@ -185,9 +196,16 @@ EVENTS: dict[str, Callable[[], Any]] = {
     "CancelRequested": lambda: CancelRequested(at=NOW),
     "DeadlineExceeded": lambda: DeadlineExceeded(at=NOW),
     "ParamsRejected": lambda: ParamsRejected(message="size: must be <= 2", at=NOW),
+    "SuspendRequested": lambda: SuspendRequested(at=NOW),
+    "Resumed": lambda: Resumed(at=NOW),
+    "RerunRequested": lambda: RerunRequested(run_generation=1, at=NOW),
+    "Mirrored": lambda: Mirrored(PRIMARY, "Running", NOW),
+    "MirrorReleased": lambda: MirrorReleased("job first failed", NOW),
+    "MirrorSucceeded": lambda: MirrorSucceeded(PRIMARY, {"n": 5}, NOW),
 }
 
 X = InvalidTransition
+SUS = JobPhase.SUSPENDED
 Q = JobPhase.QUEUED
 RUN = JobPhase.RUNNING
 RTY = JobPhase.RETRYING
@@ -198,17 +216,20 @@ C = JobPhase.CANCELLED
 # fmt: off
 #: The expected outcome of every (phase, event) pair, columns in EVENTS order:
 #:  Enqueued Claimed Completed AF(retry) AF(fatal) Lease TimedOut Cancel Deadline Params
+#:  | Suspend Resumed Rerun Mirrored MirrorReleased MirrorSucceeded
 _TABLE: dict[str, tuple[Any, ...]] = {
-    "no status":         (Q, RUN, X,  X,   X, X,   X,   C, F, F),
-    "phase None":        (Q, RUN, X,  X,   X, X,   X,   C, F, F),
-    "Pending":           (Q, RUN, X,  X,   X, X,   X,   C, F, F),
-    "Queued":            (X, RUN, X,  X,   X, X,   X,   C, F, F),
-    "Running":           (X, X,   OK, RTY, F, RTY, RTY, C, F, X),
-    "Retrying(due)":     (X, RUN, X,  X,   X, X,   X,   C, F, F),
-    "Retrying(not due)": (X, X,   X,  X,   X, X,   X,   C, F, F),
-    "Succeeded":         (X, X,   X,  X,   X, X,   X,   X, X, X),
-    "Failed":            (X, X,   X,  X,   X, X,   X,   X, X, X),
-    "Cancelled":         (X, X,   X,  X,   X, X,   X,   X, X, X),
+    "no status":         (Q, RUN, X,  X,   X, X,   X,   C, F, F, SUS, X,   X, Q, X, OK),
+    "phase None":        (Q, RUN, X,  X,   X, X,   X,   C, F, F, SUS, X,   X, Q, X, OK),
+    "Pending":           (Q, RUN, X,  X,   X, X,   X,   C, F, F, SUS, X,   X, Q, X, OK),
+    "Queued":            (Q, RUN, X,  X,   X, X,   X,   C, F, F, SUS, X,   X, Q, X, OK),
+    "Running":           (X, X,   OK, RTY, F, RTY, RTY, C, F, X, X,   X,   X, X, X, X),
+    "Retrying(due)":     (X, RUN, X,  X,   X, X,   X,   C, F, F, SUS, X,   X, X, X, X),
+    "Retrying(not due)": (X, X,   X,  X,   X, X,   X,   C, F, F, SUS, X,   X, X, X, X),
+    "Succeeded":         (X, X,   X,  X,   X, X,   X,   X, X, X, X,   X,   Q, X, X, X),
+    "Failed":            (X, X,   X,  X,   X, X,   X,   X, X, X, X,   X,   Q, X, X, X),
+    "Cancelled":         (X, X,   X,  X,   X, X,   X,   X, X, X, X,   X,   Q, X, X, X),
+    "Suspended":         (X, X,   X,  X,   X, X,   X,   C, F, X, X,   Q,   X, X, X, X),
+    "Queued(mirror)":    (X, X,   X,  X,   X, X,   X,   C, F, F, SUS, X,   X, Q, Q, OK),
 }
 # fmt: on
 
@@ -218,6 +239,10 @@ EXPECTED: dict[tuple[str, str], Any] = {
     for event, outcome in zip(EVENTS, row, strict=True)
 }
 PAIRS = [(state, event) for state in STATES for event in EVENTS]
+#: The spec an event is tried with, where it is not ``SPEC`` (suspend needs spec.suspend).
+EVENT_SPECS: dict[str, JobSpec] = {
+    "SuspendRequested": SPEC.model_copy(update={"suspend": True}),
+}
 
 
 def test_the_table_covers_every_phase_and_event() -> None:
@@ -231,12 +256,13 @@ def test_the_table_covers_every_phase_and_event() -> None:
 @pytest.mark.parametrize(("state", "event"), PAIRS)
 def test_phase_x_event(state: str, event: str) -> None:
     status, ev = STATES[state](), EVENTS[event]()
+    spec = EVENT_SPECS.get(event, SPEC)
     expected = EXPECTED[(state, event)]
     if expected is InvalidTransition:
         with pytest.raises(InvalidTransition):
-            transition(SPEC, status, ev)
+            transition(spec, status, ev)
     else:
-        result = transition(SPEC, status, ev)
+        result = transition(spec, status, ev)
         assert result.phase == expected
         assert result is not status
 
@@ -244,7 +270,7 @@ def test_phase_x_event(state: str, event: str) -> None:
 @pytest.mark.parametrize(("state", "event"), PAIRS)
 def test_input_is_never_mutated_and_output_is_deterministic(state: str, event: str) -> None:
     status, ev = STATES[state](), EVENTS[event]()
-    spec = make_spec(jitter=0.1)
+    spec = make_spec(jitter=0.1).model_copy(update={"suspend": event == "SuspendRequested"})
     status_before = status.model_copy(deep=True) if status else None
     dump_before = status.model_dump() if status else None
     spec_before = spec.model_dump()
@@ -272,7 +298,7 @@ def test_input_is_never_mutated_and_output_is_deterministic(state: str, event: s
 
 @pytest.mark.parametrize(("state", "event"), [p for p in PAIRS if EXPECTED[p] is not X])
 def test_every_result_is_a_valid_status(state: str, event: str) -> None:
-    result = transition(SPEC, STATES[state](), EVENTS[event]())
+    result = transition(EVENT_SPECS.get(event, SPEC), STATES[state](), EVENTS[event]())
     assert JobStatus.model_validate(result.model_dump()) == result
     assert result.completion_time is None or result.phase.is_terminal
     if result.phase.is_terminal:
@@ -1079,7 +1105,9 @@ def test_happy_path() -> None:
             outcome=AttemptOutcome.SUCCEEDED,
         )
     ]
-    for make in EVENTS.values():
+    for name, make in EVENTS.items():
+        if name == "RerunRequested":  # the one way out of a finished run: a new run
+            continue
         with pytest.raises(InvalidTransition):
             transition(spec, status, make())
 
