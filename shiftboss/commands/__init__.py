@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftboss.commands import jobs, lifecycle, logs, submit, timeline, workers
+from shiftboss.commands import dev, jobs, lifecycle, logs, submit, timeline, workers
 from shiftboss.commands.common import add_global_flags, execute
 from shiftboss.commands.operator import add_operator_flags
 
 #: The names of the commands this package adds.
-COMMANDS = frozenset({"submit", "get", "wait", "cancel", "logs"})
+COMMANDS = frozenset({"submit", "get", "wait", "cancel", "logs", "dev"})
 COMMANDS |= {"rerun", "suspend", "resume", "timeline"}
 COMMANDS |= {"workers"}
 
@@ -30,6 +30,7 @@ def add_commands(sub: jobs.SubParsers) -> None:
     jobs.add_parsers(sub, parent)
     logs.add_parser(sub, parent)
     workers.add_parser(sub, parent)
+    dev.add_parser(sub)
     lifecycle.add_parsers(sub, parent)
     timeline.add_parser(sub, parent)
 

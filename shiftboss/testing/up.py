@@ -23,6 +23,7 @@ from types import FrameType
 
 from shiftboss.testing.cluster import ClusterStartError, LocalCluster, find_binaries
 from shiftboss.testing.helm import find_helm
+from shiftboss.testing.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 #: The images the checkout's examples run, loaded by default: image -> its build context.
@@ -127,11 +128,24 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops as Ctrl-C does, and SIGINT even if inherited ignored
 
 
-def run_until_stopped(cluster: LocalCluster) -> int:
-    """Wait for SIGINT or SIGTERM (0), or for a component to die (1)."""
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` (in the main thread)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+
+
+def ignore_signals() -> None:
+    """While stopping: a second Ctrl-C must not cut the clean-up short."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def run_until_stopped(cluster: LocalCluster, also: Sequence[ManagedProcess] = ()) -> int:
+    """Wait for SIGINT or SIGTERM (0), or for a component (or one of ``also``) to die (1).
+    Install ``interrupt_on_signals()`` first."""
     try:
         while True:
-            dead = [p for p in cluster.processes if not p.running()]
+            dead = [p for p in [*cluster.processes, *also] if not p.running()]
             if dead:
                 for proc in dead:
                     print(f"error: {proc.name} exited ({proc.exit_code()}):", file=sys.stderr)
@@ -156,8 +170,7 @@ def up(args: argparse.Namespace) -> int:
         print(f"note: {exc}", file=sys.stderr)
     images = images_to_load(args.load_image)
     crds = [ROOT / "crds"] if args.crds else None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
+    interrupt_on_signals()
     kubeconfig = args.kubeconfig.absolute()  # the export line works from any directory
     with kubeconfig_slot(kubeconfig):
         cluster = LocalCluster(bin_dir=bin_dir, crds=crds, images=images)
@@ -178,8 +191,7 @@ def up(args: argparse.Namespace) -> int:
             print(f"error: the local cluster did not start: {exc}", file=sys.stderr)
             return 1
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut it short
-                signal.signal(sig, signal.SIG_IGN)
+            ignore_signals()
             cluster.stop()
             print("Local cluster stopped.", flush=True)
 
