@@ -84,8 +84,10 @@ class WaitReason(StrEnum):
 
     POOL_NOT_FOUND = "PoolNotFound"
     POOL_PAUSED = "PoolPaused"
-    #: The pool has workers (or is starting them) but none offers the job's skill.
+    #: The pool's workers are ready, but none offers the job's skill.
     NO_WORKER_WITH_SKILL = "NoWorkerWithSkill"
+    #: The pool has no ready worker yet (starting, or scaled to zero).
+    NO_READY_WORKER = "NoReadyWorker"
     #: No worker offers the skill and the pool is Degraded (crash loops, quota, ...).
     POOL_DEGRADED = "PoolDegraded"
 
@@ -343,7 +345,7 @@ class JobStatus(ApiModel):
             "once Failed), so that kubectl wait --for=condition=Complete works as for "
             "batch/v1 Jobs; Suspended (present, True, only while spec.suspend holds it); "
             "Schedulable (present, False, only while it cannot be dispatched, with reason "
-            "PoolNotFound, PoolPaused, NoWorkerWithSkill or PoolDegraded; Stalled is True "
+            "PoolNotFound, PoolPaused, NoWorkerWithSkill, NoReadyWorker or PoolDegraded; Stalled is True "
             "too for the first and third). A job that only waits its turn is not written, "
             "so it has no conditions until a worker claims it."
         ),

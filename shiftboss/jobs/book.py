@@ -24,6 +24,7 @@ from functools import partial
 
 from shiftboss.api.job import JobPhase, JobStatus, is_terminal
 from shiftboss.jobs import machine
+from shiftboss.jobs.directives import Directive, mirror_eligible, mirror_target
 from shiftboss.jobs.leases import Lease, LeaseTable, PoolKey
 from shiftboss.jobs.queue import JobQueue
 from shiftboss.jobs.settings import DispatchSettings
@@ -82,8 +83,11 @@ class JobBook:
         #: Timers on the wall clock (POSIX seconds) and on the monotonic clock.
         self.wall_timers: TimerHeap[AlarmKey] = TimerHeap()
         self.mono_timers: TimerHeap[AlarmKey] = TimerHeap()
-        #: Waiting jobs with ``spec.cancel``: their Cancelled status is still to be written.
-        self.cancel_due: set[str] = set()
+        #: Jobs whose spec (or idempotencyKey) calls for a write still to be made.
+        self.directives: dict[str, Directive] = {}
+        #: The Jobs with an idempotencyKey, per (namespace, key).
+        self._keyed: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._settling_keys = False
         #: Retrying jobs (waiting for ``nextAttemptAt``) per pool, for the pool's counts.
         self._retrying: dict[PoolKey, set[str]] = defaultdict(set)
         #: Per job, the order in which it was first seen (breaks ties of creation time).
@@ -104,7 +108,7 @@ class JobBook:
         queue = self.queues[job.pool_key]
         for alarm in _STATUS_ALARMS:
             self._disarm(alarm, uid)
-        self.cancel_due.discard(uid)
+        self.directives.pop(uid, None)
         self._retrying[job.pool_key].discard(uid)
         phase, status = job.phase, job.status
         if is_terminal(phase):
@@ -118,28 +122,91 @@ class JobBook:
             self._arrival.pop(uid, None)
             self._first_seen.pop(uid, None)
             ttl = job.spec.ttl_seconds_after_finished
-            if ttl is not None and status is not None and status.completion_time:
+            if job.rerun_due:
+                self.directives[uid] = Directive.RERUN
+            elif ttl is not None and status is not None and status.completion_time:
                 self._arm(Alarm.EXPIRE, uid, status.completion_time + timedelta(seconds=ttl))
         elif phase == JobPhase.RUNNING:
             assert status is not None
             queue.discard(uid)
             self._track_running(job, status)
-        elif job.spec.cancel:
-            queue.discard(uid)
-            self.cancel_due.add(uid)
         else:
-            deadline = machine.active_deadline(job.spec, status)
-            if deadline is not None:
-                self._arm(Alarm.DEADLINE, uid, deadline)
-            if phase == JobPhase.RETRYING and status and status.next_attempt_at:
-                queue.discard(uid)
-                self._retrying[job.pool_key].add(uid)
-                self._arm(Alarm.RETRY, uid, status.next_attempt_at)  # queued when due
-            else:
-                self.enqueue(job)
+            self._track_waiting(job)
         if uid not in queue:
             self._disarm(Alarm.BLOCKED, uid)
+        if job.spec.idempotency_key is not None:
+            self._settle_key(job)
         self.on_pool_change(*job.pool_key)
+
+    def _track_waiting(self, job: TrackedJob) -> None:
+        """A job not running and not finished: queued, held, or due a write first."""
+        uid, status, queue = job.uid, job.status, self.queues[job.pool_key]
+        deadline = machine.active_deadline(job.spec, status)
+        if deadline is not None and not job.spec.cancel:
+            self._arm(Alarm.DEADLINE, uid, deadline)
+        held, due = self._held(job)
+        if due is not None:
+            self.directives[uid] = due
+        if held:
+            queue.discard(uid)
+        elif job.phase == JobPhase.RETRYING and status and status.next_attempt_at:
+            queue.discard(uid)
+            self._retrying[job.pool_key].add(uid)
+            self._arm(Alarm.RETRY, uid, status.next_attempt_at)  # queued when due
+        else:
+            self.enqueue(job)
+
+    def _held(self, job: TrackedJob) -> tuple[bool, Directive | None]:
+        """Whether something other than its turn keeps the waiting job out of its queue,
+        and the write that is due for it, if any."""
+        if job.spec.cancel:
+            return True, Directive.CANCEL
+        if job.spec.suspend:
+            return True, None if job.phase == JobPhase.SUSPENDED else Directive.SUSPEND
+        if job.phase == JobPhase.SUSPENDED:
+            return True, Directive.RESUME
+        if not mirror_eligible(job):
+            return False, None
+        mirrored = job.status.mirror_of if job.status else None
+        target = self.mirror_target(job)
+        if target is None and mirrored is None:
+            return False, None
+        if target is not None and mirrored is not None and mirrored.uid == target.uid:
+            return True, None if target.phase != JobPhase.SUCCEEDED else Directive.MIRROR
+        return True, Directive.MIRROR
+
+    def mirror_target(self, job: TrackedJob) -> TrackedJob | None:
+        """The earlier Job with the same idempotencyKey that ``job`` must follow."""
+        key = job.spec.idempotency_key
+        if key is None:
+            return None
+        keyed = [self.jobs[uid] for uid in self._keyed.get((job.namespace, key), ())]
+        return mirror_target(job, keyed)
+
+    def follows_another(self, job: TrackedJob) -> bool:
+        """Whether the job must not run: it follows (or is due to follow, or was
+        following) an earlier Job with the same idempotencyKey."""
+        if not mirror_eligible(job):
+            return False
+        return (job.status is not None and job.status.mirror_of is not None) or (
+            self.mirror_target(job) is not None
+        )
+
+    def _settle_key(self, job: TrackedJob) -> None:
+        """Index ``job`` by its key, and let the other waiting Jobs with that key look
+        again: the one they follow may just have finished (or appeared)."""
+        key = (job.namespace, job.spec.idempotency_key or "")
+        self._keyed[key].add(job.uid)
+        if self._settling_keys:
+            return
+        self._settling_keys = True
+        try:
+            for uid in list(self._keyed[key]):
+                other = self.jobs.get(uid)
+                if uid != job.uid and other is not None and mirror_eligible(other):
+                    self.track(other)
+        finally:
+            self._settling_keys = False
 
     def _track_running(self, job: TrackedJob, status: JobStatus) -> None:
         lease = self.leases.for_job(job.uid)
@@ -170,12 +237,9 @@ class JobBook:
         self.queues[job.pool_key].push(
             job.uid, job.spec.skill, job.spec.priority, job.created, arrival
         )
-        if (
-            job.phase in (None, JobPhase.PENDING)
-            and (Alarm.BLOCKED, job.uid) not in self.mono_timers
-        ):
-            # Not written as Queued: if it is still waiting after a while, the timers
-            # look for a reason it cannot be dispatched (and write that one down).
+        if job.phase in machine.NOT_STARTED and (Alarm.BLOCKED, job.uid) not in self.mono_timers:
+            # If it is still waiting after a while, the timers look for a reason it
+            # cannot be dispatched (and write it down, or that it is gone).
             first_seen = self._first_seen.setdefault(job.uid, self.monotonic())
             self.mono_timers.arm((Alarm.BLOCKED, job.uid), first_seen + self.blocked_check_seconds)
         self.wake(*job.pool_key)
@@ -202,9 +266,17 @@ class JobBook:
             self.drop_lease(lease.key)
         for alarm in (*_STATUS_ALARMS, Alarm.BLOCKED):
             self._disarm(alarm, uid)
-        self.cancel_due.discard(uid)
+        self.directives.pop(uid, None)
         self._arrival.pop(uid, None)
         self._first_seen.pop(uid, None)
+        if job is not None and job.spec.idempotency_key is not None:
+            keyed = self._keyed[(job.namespace, job.spec.idempotency_key)]
+            keyed.discard(uid)
+            for other in [self.jobs[o] for o in keyed if o in self.jobs]:
+                if mirror_eligible(other):
+                    self.track(other)  # the Job it followed is gone
+            if not keyed:
+                del self._keyed[(job.namespace, job.spec.idempotency_key)]
         if job is not None:
             self._retrying[job.pool_key].discard(uid)
             self.queues[job.pool_key].discard(uid)

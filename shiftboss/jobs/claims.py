@@ -136,8 +136,10 @@ class Claims:
         self, worker: WorkerInfo
     ) -> Callable[[TrackedJob, datetime], machine.Event | None]:
         def decide(job: TrackedJob, now: datetime) -> machine.Event | None:
-            if job.spec.cancel or not machine.claimable(job.status, now):
+            if job.spec.cancel or job.spec.suspend or not machine.claimable(job.status, now):
                 return None
+            if self.book.follows_another(job):
+                return None  # an earlier Job with its idempotencyKey runs instead
             schema = worker.skills[job.spec.skill].input_schema
             problem = self.params.check(schema, job.spec.params)
             if problem:

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shiftboss.api.jobstatus import MirroredJob, WaitReason
+
+
+class Blocked(NamedTuple):
+    """Why a waiting job cannot be dispatched now, found by the pool controller."""
+
+    reason: WaitReason
+    message: str
 
 
 @dataclass(frozen=True)

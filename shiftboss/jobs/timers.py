@@ -17,14 +17,19 @@ import math
 import random
 from collections.abc import Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
 
 from shiftboss import metrics
-from shiftboss.api.job import JobPhase
+from shiftboss.api.job import JobConditionType, JobPhase
+from shiftboss.api.jobstatus import WaitReason
 from shiftboss.jobs import machine
+from shiftboss.jobs import directives
 from shiftboss.jobs.book import Alarm, AlarmKey, JobBook
+from shiftboss.jobs.directives import Directive
+from shiftboss.jobs.events import Blocked
 from shiftboss.jobs.leases import StopOrder
 from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.store import JobGone
@@ -37,7 +42,7 @@ log = logging.getLogger("shiftboss.dispatcher")
 
 #: Says why a waiting job cannot be dispatched now (no pool, paused, no worker offers its
 #: skill), or None when a worker could take it: then it just waits its turn, unwritten.
-WhyBlocked = Callable[[TrackedJob], str | None]
+WhyBlocked = Callable[[TrackedJob], Blocked | None]
 
 
 class Timekeeper:
@@ -88,8 +93,11 @@ class Timekeeper:
         self._forgive_stall(mono)
         for alarm, key in self.book.due(now):
             self._fire(alarm, key, now)
-        for uid in list(self.book.cancel_due):
-            self._write(uid, "cancellation", self._cancel, None)
+        for uid, directive in list(self.book.directives.items()):
+            if directive is Directive.MIRROR:
+                self._mirror(uid)
+            else:
+                self._write(uid, directive.value, partial(directives.decision, directive), None)
         self._resync_some(mono)
 
     def _forgive_stall(self, mono: float) -> None:
@@ -182,10 +190,37 @@ class Timekeeper:
 
     # -- waiting jobs -------------------------------------------------------------------------
 
-    def _cancel(self, job: TrackedJob, now: datetime) -> machine.Event | None:
-        if not job.spec.cancel or job.phase == JobPhase.RUNNING:
-            return None  # a running attempt is stopped through its lease
-        return machine.CancelRequested(now)
+    def _mirror(self, uid: str) -> None:
+        """Follow (start, switch, end or stop following) the earlier Job with the same
+        idempotencyKey; ending needs its result, read afresh."""
+        if self._wait_before_trying(uid) is not None:
+            return  # the directive stays due: the next tick tries again
+        job = self.book.jobs.get(uid)
+        if job is None:
+            return
+        self._inflight.add(uid)
+        self._spawn(self._mirror_now(job))
+
+    async def _mirror_now(self, job: TrackedJob) -> None:
+        target = self.book.mirror_target(job)
+        result = None
+        try:
+            if target is not None and target.phase == JobPhase.SUCCEEDED:
+                fresh = await self.transitions.store.read(target.namespace, target.name)
+                result = fresh.status.result if fresh.status else None
+        except Exception as exc:
+            self._postpone(job.uid, "reading the Job it mirrors", exc)
+            self._inflight.discard(job.uid)
+            return
+
+        seen = _identity(target)
+
+        def decide(current: TrackedJob, now: datetime) -> machine.Event | None:
+            if _identity(self.book.mirror_target(current)) != seen:
+                return None  # the keyed Jobs changed meanwhile: the next track says what
+            return directives.mirror_event(current, target, now, result)
+
+        await self._write_now(job.uid, Directive.MIRROR.value, decide, None)
 
     def _deadline(self, job: TrackedJob, now: datetime) -> machine.Event | None:
         deadline = machine.active_deadline(job.spec, job.status)
@@ -194,15 +229,16 @@ class Timekeeper:
         return machine.DeadlineExceeded(now)
 
     def _check_blocked(self, uid: str) -> None:
-        """A job has waited unwritten for a while: if something other than its turn holds
-        it (no pool, paused, no worker offers its skill), write Queued with that reason;
-        a job that merely waits behind others costs no write."""
+        """A job has waited a while: if what holds it (no pool, paused, no worker offers
+        its skill) is not what its status says, write Queued with the reason it has now
+        (or with none, once nothing does); a job that merely waits behind others costs
+        no write."""
         job = self.book.jobs.get(uid)
-        if job is None or job.phase not in (None, JobPhase.PENDING):
+        if job is None or job.phase not in machine.NOT_STARTED:
             return
         if uid not in self.book.queues[job.pool_key]:
             return
-        if self.why_blocked(job) is None:
+        if _reason(self.why_blocked(job)) == written_block(job):
             self.book.recheck_blocked(uid)
             return
         wait = self._wait_before_trying(uid)
@@ -214,13 +250,14 @@ class Timekeeper:
         self._write(uid, "Queued status", self._enqueued, (Alarm.BLOCKED, uid))
 
     def _enqueued(self, job: TrackedJob, now: datetime) -> machine.Event | None:
-        if (
-            job.phase not in (None, JobPhase.PENDING)
-            or job.uid not in self.book.queues[job.pool_key]
-        ):
+        if job.phase not in machine.NOT_STARTED or job.uid not in self.book.queues[job.pool_key]:
             return None
-        reason = self.why_blocked(job)
-        return machine.Enqueued(now, reason) if reason is not None else None
+        blocked = self.why_blocked(job)
+        if _reason(blocked) == written_block(job):
+            return None
+        if blocked is None:
+            return machine.Enqueued(now, "waiting for a worker")
+        return machine.Enqueued(now, blocked.message, blocked.reason)
 
     # -- writing, with retries -------------------------------------------------------------------
 
@@ -317,3 +354,25 @@ class Timekeeper:
     @property
     def background(self) -> set[asyncio.Task[None]]:
         return self._background
+
+
+def written_block(job: TrackedJob) -> WaitReason | None:
+    """What its status says holds the waiting job (Schedulable=False), if anything."""
+    status = job.status
+    if status is None or status.phase not in machine.NOT_STARTED:
+        return None
+    for condition in status.conditions:
+        if condition.type == JobConditionType.SCHEDULABLE and condition.status == "False":
+            return WaitReason(condition.reason) if condition.reason in _WAIT_REASONS else None
+    return None
+
+
+def _identity(job: TrackedJob | None) -> tuple[str, str | None] | None:
+    return (job.uid, job.phase) if job is not None else None
+
+
+def _reason(blocked: Blocked | None) -> WaitReason | None:
+    return blocked.reason if blocked is not None else None
+
+
+_WAIT_REASONS = frozenset(str(reason) for reason in WaitReason)

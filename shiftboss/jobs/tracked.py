@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shiftboss.api.job import Job, JobSpec, JobStatus
+from shiftboss.api.job import RUN_GENERATION_ANNOTATION, Job, JobSpec, JobStatus
 from worker_runtime.protocol import JobRef
 
 
@@ -23,6 +23,8 @@ class TrackedJob:
     slim: bool = False
     #: ``metadata.generation``: what a status written from this view has observed.
     generation: int | None = None
+    #: The run asked for: spec.runGeneration or the rerun annotation, the higher.
+    requested_run: int = 0
 
     @classmethod
     def from_object(cls, obj: dict[str, Any]) -> TrackedJob:
@@ -37,6 +39,7 @@ class TrackedJob:
             spec=job.spec,
             status=job.status,
             generation=meta.get("generation"),
+            requested_run=max(job.spec.run_generation, _annotated_run(meta)),
         )
 
     def slimmed(self) -> TrackedJob:
@@ -52,6 +55,23 @@ class TrackedJob:
             )
         spec = self.spec.model_copy(update={"params": {}})
         return replace(self, spec=spec, status=status, slim=True)
+
+    @property
+    def rerun_due(self) -> bool:
+        """A finished job asked to run again (and not cancelled, which is for good)."""
+        status = self.status
+        return (
+            status is not None
+            and status.phase is not None
+            and status.phase.is_terminal
+            and not self.spec.cancel
+            and self.requested_run > (status.run_generation or 0)
+        )
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """Which of two Jobs came first (creation times are kept to the second)."""
+        return (self.created, self.name)
 
     @property
     def pool_key(self) -> tuple[str, str]:
@@ -74,3 +94,12 @@ class TrackedJob:
         if resource_version.isdigit() and self.resource_version.isdigit():
             return int(resource_version) > int(self.resource_version)
         return resource_version != self.resource_version
+
+
+def _annotated_run(meta: dict[str, Any]) -> int:
+    """The run the rerun annotation asks for; 0 if absent or not a small whole number
+    (a malformed value is ignored rather than failing the whole Job)."""
+    value = (meta.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION, "")
+    if isinstance(value, str) and value.isdigit() and len(value) <= 7:
+        return int(value)
+    return 0

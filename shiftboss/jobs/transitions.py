@@ -92,7 +92,13 @@ class Transitions:
 
     async def apply(self, job: TrackedJob, event: machine.Event) -> TrackedJob:
         """Persist one transition, then update the book, Events and metrics from it."""
-        status = machine.transition(job.spec, job.status, event, generation=job.generation)
+        status = machine.transition(
+            job.spec,
+            job.status,
+            event,
+            generation=job.generation,
+            run_generation=job.requested_run,
+        )
         try:
             updated = await self.store.write_status(job, status, write_priority(event))
         except JobGone:

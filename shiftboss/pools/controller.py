@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 
 from shiftboss.api.common import API_GROUP, API_VERSION, utcnow
+from shiftboss.api.jobstatus import WaitReason
 from shiftboss.api.workerpool import WorkerPool, WorkerPoolSpec
+from shiftboss.jobs.events import Blocked
 from shiftboss.kube.client import PODS, ApiError, KubeClient, Resource
 from shiftboss.kube.events import EventRecorder
 from shiftboss.kube.flow import Priority
@@ -128,20 +130,39 @@ class PoolController:
         health = self._health.get((namespace, name))
         return health.trouble() if health else None
 
-    def why_blocked(self, namespace: str, name: str, skill: str, offered: bool) -> str | None:
+    def why_blocked(self, namespace: str, name: str, skill: str, offered: bool) -> Blocked | None:
         """Why a job of this pool for ``skill`` cannot be dispatched now, for its status
-        message; None when a worker could take it (it only waits its turn)."""
+        and its Schedulable condition; None when a worker could take it (it only waits
+        its turn)."""
         spec = self.spec(namespace, name)
         if spec is None:
-            return f"no WorkerPool {name!r} in namespace {namespace!r}: create it or fix spec.pool"
+            return Blocked(
+                WaitReason.POOL_NOT_FOUND,
+                f"no WorkerPool {name!r} in namespace {namespace!r}: create it or fix spec.pool",
+            )
         if spec.paused:
-            return f"pool {name} is paused (spec.paused): no job is dispatched until it resumes"
+            return Blocked(
+                WaitReason.POOL_PAUSED,
+                f"pool {name} is paused (spec.paused): no job is dispatched until it resumes",
+            )
         if offered:
             return None
         trouble = self.trouble(namespace, name)
         if trouble is not None:
-            return f"waiting for a worker of pool {name}, which is degraded: {trouble.message}"
-        return f"waiting for a worker of pool {name} that offers skill {skill!r}"
+            return Blocked(
+                WaitReason.POOL_DEGRADED,
+                f"waiting for a worker of pool {name}, which is degraded: {trouble.message}",
+            )
+        pool = self.pools[(namespace, name)]
+        if pool.status is None or pool.status.ready_replicas == 0:
+            return Blocked(
+                WaitReason.NO_READY_WORKER, f"waiting for a ready worker of pool {name}"
+            )
+        return Blocked(
+            WaitReason.NO_WORKER_WITH_SKILL,
+            f"no worker of pool {name} offers skill {skill!r}: deploy workers that register "
+            "it, or fix spec.skill",
+        )
 
     def is_paused(self, namespace: str, name: str) -> bool:
         spec = self.spec(namespace, name)

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from shiftboss.api.common import DNS1123_LABEL, DNS1123_LABEL_MAX
 from shiftboss.api.job import JobPhase, is_terminal
 from shiftboss.api.workerpool import WorkerPool
+from shiftboss.jobs.events import Blocked
 from shiftboss.jobs.leases import Lease, PoolKey, WorkerKey
 from shiftboss.jobs.queue import JobQueue
 from shiftboss.jobs.tracked import TrackedJob
@@ -55,7 +56,7 @@ READ_BURST, READS_PER_SECOND, READ_CALLERS = 50, 20.0, 1024
 
 #: why_blocked(namespace, pool, skill, offered): the operator's reason a job of the pool
 #: for the skill cannot be dispatched now, or None (``PoolController.why_blocked``).
-WhyBlocked = Callable[[str, str, str, bool], str | None]
+WhyBlocked = Callable[[str, str, str, bool], Blocked | None]
 
 
 class Leases(Protocol):
@@ -170,7 +171,8 @@ class ReadViews:
         blocked = None
         if ahead is not None:
             offered = self.workers.may_run(namespace, pool, skill)
-            blocked = self.why_blocked(namespace, pool, skill, offered)
+            held = self.why_blocked(namespace, pool, skill, offered)
+            blocked = held.message if held is not None else None
         return QueueView(
             namespace=namespace,
             name=job.name,

@@ -28,11 +28,13 @@ from fake_store import (
     at,
 )
 
+from shiftboss.api.jobstatus import WaitReason
 from shiftboss.jobs.dispatcher import (
     AttemptNotCurrent,
     ResultTooLarge,
     UnknownAttempt,
 )
+from shiftboss.jobs.events import Blocked
 from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.kube.flow import Priority
 from worker_runtime.protocol import (
@@ -1099,8 +1101,13 @@ async def test_progress_is_written_at_most_once_per_interval(store, dispatcher, 
 # -- status writes ------------------------------------------------------------------------
 
 
-def blocked_by(reason: str) -> Callable[[TrackedJob], str | None]:
-    return lambda job: reason
+PAUSED = Blocked(WaitReason.POOL_PAUSED, "paused")
+
+
+def blocked_by(
+    message: str, reason: WaitReason = WaitReason.POOL_PAUSED
+) -> Callable[[TrackedJob], Blocked | None]:
+    return lambda job: Blocked(reason, message)
 
 
 async def test_a_job_that_waits_its_turn_is_never_written_and_rarely_checked(
@@ -1108,7 +1115,7 @@ async def test_a_job_that_waits_its_turn_is_never_written_and_rarely_checked(
 ):
     checks: list[float] = []
 
-    def why_blocked(job: TrackedJob) -> str | None:
+    def why_blocked(job: TrackedJob) -> Blocked | None:
         checks.append(mono())
         return None  # a worker could take it: it only waits behind others
 
@@ -1146,7 +1153,7 @@ async def test_a_blocked_job_is_written_queued_once_with_the_reason(store, make_
 
 
 async def test_writes_a_worker_waits_on_go_first_bookkeeping_last(store, make_dispatcher, mono):
-    dispatcher = make_dispatcher(why_blocked=lambda job: "paused" if job.name == "b" else None)
+    dispatcher = make_dispatcher(why_blocked=lambda job: PAUSED if job.name == "b" else None)
     submit(store, dispatcher, "a")
     submit(store, dispatcher, "b", skill="other")
     mono.advance(2.5)
@@ -1163,7 +1170,9 @@ async def test_writes_a_worker_waits_on_go_first_bookkeeping_last(store, make_di
 
 
 async def test_queued_writes_of_many_blocked_jobs_are_rate_limited(store, make_dispatcher, mono):
-    dispatcher = make_dispatcher(why_blocked=blocked_by("no WorkerPool 'pool'"))
+    dispatcher = make_dispatcher(
+        why_blocked=blocked_by("no WorkerPool 'pool'", WaitReason.POOL_NOT_FOUND)
+    )
     for i in range(300):
         submit(store, dispatcher, f"j{i}")
     mono.advance(2.5)
@@ -1199,7 +1208,9 @@ async def test_a_job_claimed_before_the_delay_costs_exactly_two_writes(store, di
 async def test_a_claim_racing_the_queued_write_still_costs_no_queued_write(
     store, make_dispatcher, mono, claim_first
 ):
-    dispatcher = make_dispatcher(why_blocked=blocked_by("the pool is degraded"))
+    dispatcher = make_dispatcher(
+        why_blocked=blocked_by("the pool is degraded", WaitReason.POOL_DEGRADED)
+    )
     submit(store, dispatcher, "a")
     mono.advance(2.5)
     w = worker()

@@ -22,8 +22,10 @@ from dispatching import (
 )
 from fake_store import NAMESPACE, POOL, FakeClock, FakeJobStore, at
 
+from shiftboss.api.jobstatus import WaitReason
 from shiftboss.jobs.book import Alarm
 from shiftboss.jobs.dispatcher import Dispatcher, JobBusy
+from shiftboss.jobs.events import Blocked
 from shiftboss.jobs.store import StaleJob
 from worker_runtime.protocol import FailReport
 
@@ -53,7 +55,9 @@ async def timed_out(store, dispatcher, clock, mono) -> None:
 
 
 async def waited_blocked(store, dispatcher, clock, mono) -> None:
-    dispatcher.timers.why_blocked = lambda job: "pool pool is paused"
+    dispatcher.timers.why_blocked = lambda job: Blocked(
+        WaitReason.POOL_PAUSED, "pool pool is paused"
+    )
     submit(store, dispatcher, "a")
     mono.advance(2.5)  # past blocked_check_seconds
 

@@ -12,7 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from shiftboss.api.jobstatus import WaitReason
 from shiftboss.api.workerpool import WorkerPool
+from shiftboss.jobs.events import Blocked
 from shiftboss.jobs.leases import Lease, LeaseTable
 from shiftboss.jobs.queue import JobQueue
 from shiftboss.jobs.tracked import TrackedJob
@@ -90,9 +92,10 @@ def pools(paused: bool = False) -> dict[tuple[str, str], WorkerPool]:
     return {(NS, "demo"): pool}
 
 
-def why_blocked(namespace: str, pool: str, skill: str, offered: bool) -> str | None:
+def why_blocked(namespace: str, pool: str, skill: str, offered: bool) -> Blocked | None:
     if not offered:
-        return f"waiting for a worker of pool {pool} that offers skill {skill!r}"
+        message = f"waiting for a worker of pool {pool} that offers skill {skill!r}"
+        return Blocked(WaitReason.NO_WORKER_WITH_SKILL, message)
     return None
 
 
