@@ -25,8 +25,7 @@ import httpx
 from shiftboss import metrics
 from shiftboss.api.job import JobConditionType, JobPhase
 from shiftboss.api.jobstatus import WaitReason
-from shiftboss.jobs import machine
-from shiftboss.jobs import directives
+from shiftboss.jobs import directives, machine
 from shiftboss.jobs.book import Alarm, AlarmKey, JobBook
 from shiftboss.jobs.directives import Directive
 from shiftboss.jobs.events import Blocked

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shiftboss import metrics
-from shiftboss.api.job import JobPhase, is_terminal
+from shiftboss.api.job import AttemptOutcome, JobPhase, JobStatus, is_terminal
 from shiftboss.jobs import machine
 from shiftboss.jobs.book import JobBook
 from shiftboss.jobs.errors import JobBusy
@@ -37,6 +37,16 @@ MAX_CONFLICTS = 5
 #: Writes a worker waits on (a claim's answer, an outcome's acknowledgement) go first; a
 #: Queued status nobody waits on goes last; lease ends, deadlines and the rest between.
 _URGENT = (machine.Claimed, machine.Completed, machine.AttemptFailed, machine.AttemptDisrupted)
+
+
+#: Transitions no person needs an Event for: the common path, and a blocker that cleared.
+_QUIET = (machine.Claimed, machine.Completed, machine.Enqueued, machine.MirrorReleased)
+#: Where a disrupted attempt leaves its job.
+_REQUEUED = frozenset({JobPhase.QUEUED, JobPhase.SUSPENDED})
+
+
+def _last_outcome(status: JobStatus) -> AttemptOutcome | None:
+    return status.attempts[-1].outcome if status.attempts else None
 
 
 def write_priority(event: machine.Event) -> Priority:
@@ -146,18 +156,26 @@ class Transitions:
         assert status is not None
         if is_terminal(status.phase):
             metrics.JOBS_FINISHED.labels(job.namespace, job.spec.pool, str(status.phase)).inc()
-        if isinstance(event, machine.Claimed | machine.Completed | machine.Enqueued):
+        if isinstance(event, machine.Enqueued) and event.blocked is not None:
+            reason, warning = str(event.blocked), True  # Schedulable=False: say why
+        elif isinstance(event, _QUIET):
             return
-        warning = True
-        if isinstance(event, machine.CancelRequested):
+        elif isinstance(event, machine.SuspendRequested | machine.Resumed):
+            reason, warning = type(event).__name__, False
+        elif isinstance(event, machine.RerunRequested):
+            reason, warning = "Rerun", False
+        elif isinstance(event, machine.Mirrored | machine.MirrorSucceeded):
+            reason, warning = "Mirroring", False
+        elif isinstance(event, machine.CancelRequested):
             reason, warning = "Cancelled", False
         elif isinstance(event, machine.ParamsRejected):
-            reason = "InvalidParams"
+            reason, warning = "InvalidParams", True
         elif isinstance(event, machine.DeadlineExceeded):
-            reason = "DeadlineExceeded"
-        elif status.phase == JobPhase.QUEUED:  # a disruption: queued again, not counted
-            reason, warning = "Disrupted", False
+            reason, warning = "DeadlineExceeded", True
+        elif status.phase in _REQUEUED and _last_outcome(status) == AttemptOutcome.DISRUPTED:
+            reason, warning = "Disrupted", False  # queued again (or held), not counted
         else:
+            warning = True
             last = status.attempts[-1] if status.attempts else None
             error_type = last.error_type if last and last.error_type else "Error"
             metrics.ATTEMPTS_FAILED.labels(
