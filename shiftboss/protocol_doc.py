@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shiftboss.api.common import DNS1123_LABEL, DNS1123_LABEL_MAX
 from shiftboss.workerapi.submission_models import JobView, SubmitRequest
-from shiftboss.workerapi.view_models import PoolWorkersView, QueueView
+from shiftboss.workerapi.view_models import UID_PATTERN, PoolWorkersView, QueueView
 from worker_runtime import protocol as p
 
 #: (method, path, summary, request model, response model, path parameters)
@@ -149,6 +150,12 @@ SUBMISSION_ERRORS = {
 }
 
 
+#: The read views' path parameters, with the forms the operator accepts (400 otherwise).
+VIEW_PARAMETERS: dict[str, dict[str, Any]] = {
+    "namespace": {"type": "string", "pattern": DNS1123_LABEL, "maxLength": DNS1123_LABEL_MAX},
+    "uid": {"type": "string", "pattern": f"^{UID_PATTERN}$"},
+}
+
 #: The read views: (path, operationId, summary, answer, path parameters); no token (the
 #: UID is the key: see ``shiftboss.workerapi.views``).
 VIEWS: list[tuple[str, str, str, type[BaseModel], tuple[str, ...]]] = [
@@ -271,7 +278,7 @@ def worker_api_document() -> dict[str, Any]:
             "tags": ["views"],
             "security": [],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": VIEW_PARAMETERS[name]}
                 for name in params
             ],
             "responses": {

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from shiftboss.api.common import ApiModel
 
+#: A Kubernetes UID: a UUID in its canonical (lower-case) text form.
+UID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: A pool's workers listed at most (the registry admits 512 per pool by default).
 MAX_WORKERS_LISTED = 512
 

@@ -40,6 +40,7 @@ from shiftboss.jobs.tracked import TrackedJob
 from shiftboss.workerapi.problems import ApiProblem
 from shiftboss.workerapi.view_models import (
     MAX_WORKERS_LISTED,
+    UID_PATTERN,
     PoolWorkersView,
     QueueAhead,
     QueueView,
@@ -49,8 +50,7 @@ from shiftboss.workers.ratelimit import RateLimiter
 from shiftboss.workers.registry import POD_OWNER_PREFIX, WorkerInfo
 
 NAMESPACE = re.compile(DNS1123_LABEL)
-#: A Kubernetes UID: a UUID in its canonical text form.
-UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UID = re.compile(UID_PATTERN)
 #: Requests per caller address at once, then per second.
 READ_BURST, READS_PER_SECOND, READ_CALLERS = 50, 20.0, 1024
 
