@@ -47,6 +47,12 @@ class QueueView(ApiModel):
     reason: str | None = Field(
         None, description="Why the job waits, in words; null when it does not wait."
     )
+    wait_reason: str | None = Field(
+        None,
+        description="When something other than its turn holds the job, the reason of its "
+        "Schedulable=False condition: PoolNotFound, PoolPaused, NoReadyWorker, "
+        "NoWorkerWithSkill or PoolDegraded.",
+    )
     offered_by: int = Field(description="Registered workers of the pool offering the skill.")
 
 

@@ -168,11 +168,11 @@ class ReadViews:
             for w in offering
             if not w.draining
         )
-        blocked = None
+        held = None
         if ahead is not None:
             offered = self.workers.may_run(namespace, pool, skill)
             held = self.why_blocked(namespace, pool, skill, offered)
-            blocked = held.message if held is not None else None
+        blocked = held.message if held is not None else None
         return QueueView(
             namespace=namespace,
             name=job.name,
@@ -191,6 +191,7 @@ class ReadViews:
             if ahead is not None
             else None,
             reason=waiting_reason(job, queue, blocked, free),
+            wait_reason=str(held.reason) if held is not None else None,
             offered_by=self.workers.offering(namespace, pool, skill),
         )
 

@@ -101,17 +101,16 @@ def test_positions_in_a_paused_pool(cluster, namespace, operator):
     )
 
 
-def test_a_skill_no_worker_offers_is_the_reason(cluster, namespace, operator):
+def test_a_pool_without_ready_workers(cluster, namespace, operator):
     apply(
         cluster,
         namespace,
         pool_manifest("empty", replicas=0),
         job_manifest("lonely", "transcode", {}, pool="empty"),
     )
-    view = queue_view(
-        operator, cluster, namespace, "lonely", lambda v: "offers skill" in (v["reason"] or "")
-    )
-    assert view["reason"] == "waiting for a worker of pool empty that offers skill 'transcode'"
+    view = queue_view(operator, cluster, namespace, "lonely", lambda v: v["waitReason"])
+    assert view["waitReason"] == "NoReadyWorker"
+    assert view["reason"] == "waiting for a ready worker of pool empty"
     assert (view["position"], view["offeredBy"]) == (1, 0)
 
 
@@ -150,6 +149,15 @@ def test_workers_of_a_running_pool(cluster, namespace, operator):
 
     view = queue_view(operator, cluster, namespace, "nap")
     assert (view["phase"], view["position"], view["reason"]) == ("Running", None, None)
+
+    # Ready workers, none of which offers the skill: the reason names it.
+    apply(cluster, namespace, job_manifest("odd", "transcode", {}))
+    view = queue_view(operator, cluster, namespace, "odd", lambda v: v["waitReason"])
+    assert view["waitReason"] == "NoWorkerWithSkill"
+    assert "offers skill 'transcode'" in view["reason"]
+    assert (view["position"], view["offeredBy"]) == (1, 0)
+    odd = shiftboss(cluster, "get", "odd", "-n", namespace, "--operator-url", operator.url)
+    assert odd.returncode == 0 and "offers skill 'transcode'" in odd.stdout, odd.stderr
 
     missing = shiftboss(cluster, "workers", "nope", "-n", namespace, "--operator-url", operator.url)
     assert missing.returncode == 4

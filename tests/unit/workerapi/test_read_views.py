@@ -137,6 +137,8 @@ def test_a_skill_nobody_offers_is_the_reason(views: ReadViews, book: FakeBook):
     view = views.queue_view(NS, uid(4))
     assert (view.position, view.offered_by) == (1, 0)
     assert view.reason is not None and "offers skill 'resize'" in view.reason
+    assert view.wait_reason == "NoWorkerWithSkill"
+    assert views.queue_view(NS, uid(1)).wait_reason is None
 
 
 def test_every_worker_busy(views: ReadViews, book: FakeBook, registry: WorkerRegistry):
