@@ -60,4 +60,4 @@ def _rich_console() -> Console | None:
         from rich.console import Console
     except ImportError:  # a worker-only install: plain lines do
         return None
-    return Console(stderr=True)
+    return Console(stderr=True, log_path=False)
