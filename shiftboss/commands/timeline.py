@@ -8,12 +8,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
-from shiftboss.api.common import format_timestamp
 from shiftboss.api.job import Job
 from shiftboss.api.jobstatus import RunRecord, TimelineEntry
 from shiftboss.client.runs import observed_run
@@ -97,8 +96,14 @@ def run_row(run: RunRecord) -> list[str]:
 
 
 def _time(value: datetime | None) -> str:
-    # Absolute, as stored: a relative age would go stale in a pasted report.
-    return format_timestamp(value) if value else NONE
+    """RFC 3339 in UTC to the millisecond (transitions often come within one second).
+    Absolute: a relative age would go stale in a pasted report."""
+    if value is None:
+        return NONE
+    value = value.astimezone(UTC)
+    if not value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -66,12 +66,12 @@ def job_object(
 def test_the_timeline_is_a_table_then_one_line_per_earlier_run() -> None:
     job = Job.model_validate(job_object(runGeneration=2, timeline=TIMELINE, runs=RUNS))
     assert render_table(job).splitlines() == [
-        "FROM       TO          REASON         ATTEMPT   WORKER    TIME                          MESSAGE",
+        "FROM       TO          REASON         ATTEMPT   WORKER    TIME                       MESSAGE",
         "<none>     Queued      Enqueued       0         <none>    2025-01-01T12:00:00Z",
-        "Queued     Running     Claimed        1         demo-a1   2025-01-01T12:00:01Z          attempt 1 running on demo-a1",
-        "Running    Retrying    LeaseExpired   1         demo-a1   2025-01-01T12:00:31.250000Z",
+        "Queued     Running     Claimed        1         demo-a1   2025-01-01T12:00:01Z       attempt 1 running on demo-a1",
+        "Running    Retrying    LeaseExpired   1         demo-a1   2025-01-01T12:00:31.250Z",
         "Retrying   Running     Claimed        2         demo-b2   2025-01-01T12:00:40Z",
-        "Running    Succeeded   Completed      2         demo-b2   2025-01-01T12:00:42Z          succeeded on attempt 2",
+        "Running    Succeeded   Completed      2         demo-b2   2025-01-01T12:00:42Z       succeeded on attempt 2",
         "",
         "RUN   PHASE       ATTEMPTS   STARTED                COMPLETED              DURATION   MESSAGE",
         "0     Failed      3          2025-01-01T11:00:00Z   2025-01-01T11:00:09Z   9s         FatalError: boom",
