@@ -25,12 +25,15 @@ MAX_ATTEMPT_HISTORY = 20
 MAX_TIMELINE = 20
 #: How many earlier runs ``status.runs`` keeps (the last ones).
 MAX_RUN_HISTORY = 10
+#: Attempt numbers go on across runs (reruns), so a job may reach this many in all.
+MAX_ATTEMPT_NUMBER = 100000
 if TYPE_CHECKING:  # text() builds the annotation at run time; to a type checker it is a str
     ErrorMessage = str
     ShortMessage = str
 else:
     ErrorMessage = text(4096)
     ShortMessage = text(1024)
+
 
 class JobPhase(StrEnum):
     """Where a Job is in its life."""
@@ -120,7 +123,7 @@ class AttemptOutcome(StrEnum):
 class AttemptRecord(ApiModel):
     """One attempt of a job, kept in status.attempts."""
 
-    attempt: int = Field(ge=1, le=1000, description="Attempt number, from 1.")
+    attempt: int = Field(ge=1, le=MAX_ATTEMPT_NUMBER, description="Attempt number, from 1.")
     worker: str | None = Field(None, max_length=253, description="The worker that ran it.")
     start_time: Timestamp | None = Field(None, description="When the attempt started.")
     end_time: Timestamp | None = Field(None, description="When the attempt ended.")
@@ -209,7 +212,9 @@ class TimelineEntry(ApiModel):
             "RerunRequested, Mirrored, MirrorReleased or MirrorFinished."
         ),
     )
-    attempt: int = Field(0, ge=0, le=1000, description="The attempt number at the time.")
+    attempt: int = Field(
+        0, ge=0, le=MAX_ATTEMPT_NUMBER, description="The attempt number at the time."
+    )
     worker: str | None = Field(None, max_length=253, description="The worker, if any.")
     time: Timestamp = Field(description="When it happened.")
     message: ShortMessage | None = Field(None, description="The status message it set.")
@@ -221,6 +226,15 @@ class RunRecord(ApiModel):
     run_generation: int = Field(ge=0, description="The run's runGeneration.")
     phase: JobPhase = Field(description="How the run ended.")
     attempts: int = Field(0, ge=0, le=1000, description="How many attempts it took.")
+    last_attempt: int = Field(
+        0,
+        ge=0,
+        le=MAX_ATTEMPT_NUMBER,
+        description=(
+            "The number of its last attempt. Attempt numbers go on across runs, so that a "
+            "late report of an earlier run's attempt is never taken for the new run's."
+        ),
+    )
     start_time: Timestamp | None = Field(None, description="When its first attempt started.")
     completion_time: Timestamp | None = Field(None, description="When it ended.")
     duration: str | None = Field(None, max_length=64, description="How long it took.")
@@ -252,8 +266,11 @@ class JobStatus(ApiModel):
     attempt: int = Field(
         0,
         ge=0,
-        le=1000,
-        description="Number of the current (or last) attempt; 0 before the first.",
+        le=MAX_ATTEMPT_NUMBER,
+        description=(
+            "Number of the current (or last) attempt; 0 before the first. Numbers go on "
+            "across runs (see runs)."
+        ),
     )
     counted_attempts: int = Field(
         0,
@@ -362,6 +379,11 @@ class JobStatus(ApiModel):
     def record_transition(self, entry: TimelineEntry) -> None:
         """Append ``entry`` to the bounded timeline (the oldest are dropped first)."""
         self.timeline = [*self.timeline, entry][-MAX_TIMELINE:]
+
+    @property
+    def run_first_attempt(self) -> int:
+        """The number the current run's first attempt has (or will have)."""
+        return (self.runs[-1].last_attempt if self.runs else 0) + 1
 
     def record_run(self, run: RunRecord) -> None:
         """Append ``run`` to the bounded history of earlier runs."""

@@ -316,7 +316,8 @@ def _attempt_failed(
             "TimedOut", message, FailureReason.TIMED_OUT, jitter_sample=event.jitter_sample
         )
         outcome = AttemptOutcome.TIMED_OUT
-    verdict = decide(spec.retry, failure, current.counted_attempts, current.attempt)
+    in_run = current.attempt - current.run_first_attempt + 1
+    verdict = decide(spec.retry, failure, current.counted_attempts, in_run)
     error_type, message = failure.error_type, failure.message
     _end_attempt(current, outcome, at, error_type, message, counts=verdict.counts)
     if verdict.delay is None:

@@ -76,7 +76,10 @@ def rerun(spec: JobSpec, current: JobStatus, event: RerunRequested) -> JobStatus
         current.phase,
     )
     assert current.phase is not None
+    # The attempt number goes on (a late report of the old run's attempt must never pass
+    # for the new run's); the history and maxAttempts start again.
     fresh = JobStatus(
+        attempt=current.attempt,
         run_generation=event.run_generation,
         runs=current.runs,
         conditions=current.conditions,
@@ -86,7 +89,8 @@ def rerun(spec: JobSpec, current: JobStatus, event: RerunRequested) -> JobStatus
         RunRecord(
             run_generation=previous,
             phase=current.phase,
-            attempts=current.attempt,
+            attempts=current.attempt - current.run_first_attempt + 1,
+            last_attempt=current.attempt,
             start_time=current.start_time,
             completion_time=current.completion_time,
             duration=current.duration,

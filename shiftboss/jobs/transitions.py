@@ -91,6 +91,8 @@ class Transitions:
                 job = self.book.jobs.get(uid)
                 if job is None:
                     raise JobGone(f"job {uid} is no longer tracked")
+                if job.slim:  # a finished job's record (a rerun): the write needs it whole
+                    job = await self._read_whole(job)
                 event = decision(job, self.clock())
                 if event is None:
                     return None
@@ -145,6 +147,19 @@ class Transitions:
             self.forget(job.uid)
             raise JobGone(f"job {job.namespace}/{job.name} was replaced")
         self.book.track(fresh)
+
+    async def _read_whole(self, job: TrackedJob) -> TrackedJob:
+        """The Job as the API server has it, with the result and history its slim record
+        in the book lacks (not tracked: the book keeps finished jobs slim)."""
+        try:
+            fresh = await self.store.read(job.namespace, job.name)
+        except JobGone:
+            self.forget(job.uid)
+            raise
+        if fresh.uid != job.uid:
+            self.forget(job.uid)
+            raise JobGone(f"job {job.namespace}/{job.name} was replaced")
+        return fresh
 
     def forget(self, uid: str) -> None:
         self.book.forget(uid)

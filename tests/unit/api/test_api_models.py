@@ -174,6 +174,7 @@ JOB_BODY: dict[str, Any] = {
                 "runGeneration": 0,
                 "phase": "Succeeded",
                 "attempts": 1,
+                "lastAttempt": 1,
                 "startTime": "2026-11-22T10:00:01Z",
                 "completionTime": "2026-11-22T10:00:02Z",
                 "duration": "1s",
