@@ -5,6 +5,7 @@ Schedulable condition of a job that nothing can run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conftest import apply, get, job_manifest, pool_manifest, wait_ready_workers
 
@@ -213,3 +214,34 @@ def test_a_job_nothing_can_run_says_why_and_runs_once_it_can(cluster, namespace,
     orphan = wait_phase(cluster, namespace, "orphan", "Succeeded", timeout=90)
     assert "Schedulable" not in conditions(orphan) and "Stalled" not in conditions(orphan)
     assert orphan["result"] == 8
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "holds.yaml"
+
+
+def test_the_example_manifest_does_what_its_comments_say(cluster, namespace, operator):
+    apply(cluster, namespace, pool_manifest("demo", replicas=1, concurrency=4))
+    cluster.kubectl("-n", namespace, "apply", "-f", str(EXAMPLE))
+
+    assert wait_phase(cluster, namespace, "nightly-report", "Suspended")["attempt"] == 0
+    patch_spec(cluster, namespace, "nightly-report", suspend=False)
+    assert wait_phase(cluster, namespace, "nightly-report", "Succeeded")["result"] == 42
+
+    wait_phase(cluster, namespace, "thumbnail", "Succeeded")
+    patch_spec(cluster, namespace, "thumbnail", runGeneration=1)
+    rerun = wait_until(
+        lambda: (
+            (s := status(cluster, namespace, "thumbnail")).get("runGeneration") == 1
+            and s.get("phase") == "Succeeded"
+            and s
+        ),
+        timeout=60,
+        what="the thumbnail's second run",
+    )
+    assert len(rerun["runs"]) == 1
+
+    first = wait_phase(cluster, namespace, "charge-order-9912", "Succeeded")
+    second = wait_phase(cluster, namespace, "charge-order-9912-retry", "Succeeded")
+    assert first["attempt"] == 1 and second["attempt"] == 0
+    assert second["mirrorOf"]["name"] == "charge-order-9912"
+    assert second["result"] == first["result"]
