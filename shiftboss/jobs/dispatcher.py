@@ -34,7 +34,7 @@ from shiftboss.jobs.reports import Reports
 from shiftboss.jobs.settings import DispatchSettings
 from shiftboss.jobs.store import JobStore
 from shiftboss.jobs.timers import Timekeeper, WhyBlocked
-from shiftboss.jobs.tracked import TrackedJob
+from shiftboss.jobs.tracked import TrackedJob, run_annotation_problem
 from shiftboss.jobs.transitions import Transitions
 from shiftboss.kube.events import EventRecorder
 from shiftboss.workers.registry import WorkerInfo
@@ -91,7 +91,18 @@ class Dispatcher:
         known = self.book.jobs.get(uid)
         if known is not None and not known.older_than(obj["metadata"]["resourceVersion"]):
             return  # most often the echo of the operator's own write: not parsed again
-        self.book.track(TrackedJob.from_object(obj))
+        job = TrackedJob.from_object(obj)
+        self.book.track(job)
+        if (problem := run_annotation_problem(obj)) is not None:
+            self.transitions.events.record(
+                kind="Job",
+                namespace=job.namespace,
+                name=job.name,
+                uid=uid,
+                reason="InvalidAnnotation",
+                message=problem,
+                warning=True,
+            )
 
     def _forget(self, uid: str) -> None:
         self.transitions.forget(uid)

@@ -98,7 +98,7 @@ def rerun(spec: JobSpec, current: JobStatus, event: RerunRequested) -> JobStatus
             message=current.message,
         )
     )
-    what = f"run {event.run_generation} requested (spec.runGeneration)"
+    what = f"run {event.run_generation} requested"
     if spec.suspend:
         fresh.phase = JobPhase.SUSPENDED
         fresh.message = held(f"{what}; suspended by spec.suspend", fresh, event.at)
