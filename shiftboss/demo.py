@@ -4,7 +4,9 @@ Starts etcd, kube-apiserver, the controllers and a process node; installs the op
 with its Helm chart (two replicas as pods, under the chart's own RBAC, in a namespace
 that enforces Pod Security ``restricted``); applies ``examples/pool.yaml`` and
 ``examples/jobs.yaml``; prints every job transition as it happens; cancels one job; kills
-the leader's pod mid-job; ends with a summary table and stops everything.
+the leader's pod mid-job; then ``examples/holds.yaml`` with the ``shiftboss`` command: a
+suspended job resumed, a finished job re-run and its timeline, a duplicate submission
+that mirrors the first; and stops everything.
 ``SHIFTBOSS_DEMO_KEEP=1 make demo`` keeps the cluster up afterwards for kubectl.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,6 +191,49 @@ def survive_a_crash(cluster: LocalCluster) -> None:
     )
 
 
+def shiftboss(cluster: LocalCluster, *args: str) -> str:
+    """Run the ``shiftboss`` command (the kubectl plugin) against the demo's cluster."""
+    say("$ shiftboss " + " ".join(args))
+    command = [str(Path(sys.executable).with_name("shiftboss")), *args, "-n", NAMESPACE]
+    done = subprocess.run(
+        command, env=cluster.env(), capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout.rstrip()
+
+
+def wait_phase(cluster: LocalCluster, name: str, phase: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = job_status(cluster, name)
+        return status if status.get("phase") == phase else None
+
+    status = wait_until(reached, timeout=90, what=f"{name} to be {phase}")
+    assert status is not None
+    return status
+
+
+def holds_and_reruns(cluster: LocalCluster) -> None:
+    """Hold a job, run a finished one again, and submit one order twice (docs/lifecycle.md)."""
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / "holds.yaml"))
+    say("applied examples/holds.yaml: a job created suspended, one to re-run, one order twice")
+    held = wait_phase(cluster, "nightly-report", "Suspended")
+    say(f"nightly-report is Suspended: {held.get('message')}")
+    print(shiftboss(cluster, "resume", "nightly-report"))
+    done = wait_phase(cluster, "nightly-report", "Succeeded")
+    say(f"nightly-report Succeeded after the resume: result {json.dumps(done.get('result'))}")
+
+    wait_phase(cluster, "thumbnail", "Succeeded")
+    print(shiftboss(cluster, "rerun", "thumbnail", "--wait", "--timeout", "60"))
+    print(shiftboss(cluster, "timeline", "thumbnail"))
+
+    first = wait_phase(cluster, "charge-order-9912", "Succeeded")
+    second = wait_phase(cluster, "charge-order-9912-retry", "Succeeded")
+    say(
+        f"charge-order-9912-retry has the idempotencyKey of charge-order-9912: it mirrored it "
+        f"({second.get('attempt')} attempts of its own, result {json.dumps(second.get('result'))}, "
+        f"the first's is {json.dumps(first.get('result'))})"
+    )
+
+
 def job_status(cluster: LocalCluster, name: str) -> dict[str, Any]:
     status: dict[str, Any] = cluster.get_json("-n", NAMESPACE, "jobs.shiftboss.io", name).get(
         "status", {}
@@ -227,6 +273,7 @@ def main() -> int:
             )
         summary(cluster, items)
         survive_a_crash(cluster)
+        holds_and_reruns(cluster)
         if keep:
             print(
                 f"The cluster stays up. In another terminal:\n"

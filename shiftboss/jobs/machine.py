@@ -158,7 +158,8 @@ def transition(
             to_phase=current.phase,
             reason=timeline_reason(event),
             attempt=current.attempt,
-            worker=current.worker or worker,
+            # The worker of an attempt that just ended; none for a new run.
+            worker=current.worker or (None if isinstance(event, RerunRequested) else worker),
             time=event.at,
             message=(current.message or "")[:TIMELINE_MESSAGE_CHARS] or None,
         )

@@ -140,7 +140,7 @@ def test_a_rerun_starts_a_fresh_run_and_keeps_the_last_one() -> None:
     assert (previous.run_generation, previous.phase, previous.attempts) == (0, JobPhase.FAILED, 2)
     assert previous.last_attempt == 2
     assert previous.error == JobError(type="ValueError", message="bad", retryable=False)
-    assert [e.reason for e in again.timeline] == ["RerunRequested"]
+    assert [(e.reason, e.worker) for e in again.timeline] == [("RerunRequested", None)]
     assert conditions(again)["Reconciling"] == ("True", "Queued")
 
     claimed = transition(SPEC, again, Claimed("w-9", NOW))
