@@ -39,6 +39,19 @@ def wait_phase(cluster, namespace: str, name: str, phase: str, timeout: float = 
     )
 
 
+def wait_run_succeeded(cluster, namespace: str, name: str, run: int) -> dict:
+    return wait_until(
+        lambda: (
+            (s := status(cluster, namespace, name)).get("runGeneration") == run
+            and s.get("phase") == "Succeeded"
+            and s
+        ),
+        timeout=60,
+        interval=0.3,
+        what=f"run {run} of job {name} to succeed",
+    )
+
+
 def reasons(obj_status: dict) -> list[str]:
     return [entry["reason"] for entry in obj_status.get("timeline", [])]
 
@@ -87,16 +100,7 @@ def test_raising_run_generation_runs_a_finished_job_again(cluster, namespace, op
     generation = job(cluster, namespace, "twice")["metadata"]["generation"]
 
     patch_spec(cluster, namespace, "twice", runGeneration=1)
-    second = wait_until(
-        lambda: (
-            (s := status(cluster, namespace, "twice")).get("runGeneration") == 1
-            and s.get("phase") == "Succeeded"
-            and s
-        ),
-        timeout=60,
-        interval=0.3,
-        what="the second run to succeed",
-    )
+    second = wait_run_succeeded(cluster, namespace, "twice", 1)
     # Attempt numbers go on across runs; the history and the count start again.
     assert second["result"] == 5 and second["attempt"] == 2, json.dumps(second, indent=1)
     assert [a["attempt"] for a in second["attempts"]] == [2]
@@ -229,15 +233,7 @@ def test_the_example_manifest_does_what_its_comments_say(cluster, namespace, ope
 
     wait_phase(cluster, namespace, "thumbnail", "Succeeded")
     patch_spec(cluster, namespace, "thumbnail", runGeneration=1)
-    rerun = wait_until(
-        lambda: (
-            (s := status(cluster, namespace, "thumbnail")).get("runGeneration") == 1
-            and s.get("phase") == "Succeeded"
-            and s
-        ),
-        timeout=60,
-        what="the thumbnail's second run",
-    )
+    rerun = wait_run_succeeded(cluster, namespace, "thumbnail", 1)
     assert len(rerun["runs"]) == 1
 
     first = wait_phase(cluster, namespace, "charge-order-9912", "Succeeded")
