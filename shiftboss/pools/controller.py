@@ -155,9 +155,7 @@ class PoolController:
             )
         pool = self.pools[(namespace, name)]
         if pool.status is None or pool.status.ready_replicas == 0:
-            return Blocked(
-                WaitReason.NO_READY_WORKER, f"waiting for a ready worker of pool {name}"
-            )
+            return Blocked(WaitReason.NO_READY_WORKER, f"waiting for a ready worker of pool {name}")
         return Blocked(
             WaitReason.NO_WORKER_WITH_SKILL,
             f"no worker of pool {name} offers skill {skill!r}: deploy workers that register "
