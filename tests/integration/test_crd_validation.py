@@ -194,6 +194,17 @@ CREATE_CASES = {
         _job(ttlSecondsAfterFinished=-1),
         ("spec.ttlSecondsAfterFinished", "should be greater than or equal to 0"),
     ),
+    "job-run-generation-negative": Refused(
+        _job(runGeneration=-1),
+        ("spec.runGeneration", "should be greater than or equal to 0"),
+    ),
+    "job-run-generation-huge": Refused(
+        _job(runGeneration=1000001),
+        ("spec.runGeneration", "should be less than or equal to 1000000"),
+    ),
+    "job-suspend-a-string": Refused(
+        _job(suspend="yes"), ("spec.suspend", 'must be of type boolean: "string"')
+    ),
     # WorkerPool
     "pool-missing-image": Refused(
         without(_pool(), "spec", "image"), ("spec.image: Required value",)
@@ -389,6 +400,8 @@ def test_valid_objects_are_accepted(cluster, namespace):
             "backoff": {"initialDelaySeconds": 5, "factor": 2, "maxDelaySeconds": 5, "jitter": 1},
         },
         cancel=False,
+        suspend=True,
+        runGeneration=1000000,
     )
     apply(cluster, namespace, edge_job)
     assert get(cluster, namespace, "Job", "edge")["spec"] == edge_job["spec"]

@@ -160,7 +160,8 @@ async def operator_url() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/v1/queue/{namespace}/{uid}", answer)
     server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    # No access log: its handler may write to a stream an earlier test's capture closed.
+    await server.start_server(access_log=None)
     yield str(server.make_url("")).rstrip("/")
     await server.close()
 
