@@ -167,6 +167,9 @@ class PoolController:
         return spec is None or spec.paused
 
     async def stop(self) -> None:
+        # No loop starts after this: the worker API and Kopf's handlers may still call
+        # trigger() until they stop, and a loop started then would outlive the client.
+        self._started = False
         for task in self._loops.values():
             task.cancel()
         await asyncio.gather(*self._loops.values(), return_exceptions=True)

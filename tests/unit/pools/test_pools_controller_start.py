@@ -52,3 +52,23 @@ async def test_observe_takes_pools_in_and_start_starts_their_loops() -> None:
     finally:
         await controller.stop()
     assert pool_loops() == 0
+
+
+async def test_no_loop_starts_after_stop() -> None:
+    # The worker API and Kopf's handlers may trigger a pool while the operator stops; a
+    # loop started then would outlive the client (a reconcile failing every second).
+    client = cast(KubeClient, object())
+    controller = PoolController(
+        client,
+        EventRecorder(client),
+        operator_url="http://operator",
+        queued=lambda ns, name: 0,
+        running=lambda ns, name: 0,
+        busy_workers=lambda ns: set(),
+    )
+    controller.observe(pool("a"))
+    controller.start()
+    await controller.stop()
+    controller.trigger("media", "a")
+    controller.observe(pool("b"))
+    assert pool_loops() == 0
