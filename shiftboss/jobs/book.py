@@ -223,6 +223,7 @@ class JobBook:
                 expires=self.monotonic() + self.restore_grace_seconds,
                 deadline=machine.attempt_deadline(job.spec, status),
                 granted=float("-inf"),
+                unconfirmed=True,
             )
             self.leases.add(lease)
         self.arm_lease(lease)

@@ -3,8 +3,10 @@
 A claim is written to the Job before the worker hears of it.  If the answer is lost on
 the wire, the worker retries with the same ``request_id`` and gets the same
 assignments again (those still current); if it never comes back for them, its next
-heartbeat carries them as ``assign`` (see ``reports.Reports.heartbeat``).  Either way
-a lost answer never costs an attempt.
+heartbeat carries them as ``assign`` (see ``reports.Reports.heartbeat``).  After a
+restart or a hand-over, the attempts restored for a worker and not yet heard of go first
+in its next claim, before new jobs fill its slots.  Either way a lost answer never costs
+an attempt.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Claims:
         worker.claim_seq += 1
         seq = worker.claim_seq
         deadline = time.monotonic() + wait_seconds
+        orphans = self._orphans(worker, max_attempts)
+        if orphans:
+            return orphans
         while True:
             # Listen before looking: a job queued while we look wakes the wait below.
             queued = self.book.wakeup(worker.pool_key)
@@ -86,6 +91,22 @@ class Claims:
                 return []
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(queued.wait(), remaining)
+
+    def _orphans(self, worker: WorkerInfo, wanted: int) -> list[Assignment]:
+        """Attempts an earlier operator (before a restart or a hand-over) wrote for this
+        worker that it has not mentioned since: the claim answer that carried them may
+        have died with that operator. They go first, before new jobs fill the worker's
+        slots and leave no room to take them up (which would hand them back). A worker
+        that already runs one ignores it (it takes up each attempt id once)."""
+        found: list[Assignment] = []
+        for lease in self.book.leases.held_by(worker.key):
+            if len(found) >= wanted:
+                break
+            if lease.unconfirmed and (assignment := self.held(worker, lease.key)) is not None:
+                lease.unconfirmed = False
+                lease.granted = self.book.monotonic()  # a heartbeat's assign comes later
+                found.append(assignment)
+        return found
 
     def _may_claim(self, worker: WorkerInfo, seq: int) -> bool:
         # A newer claim of the same worker supersedes this one (its client gave up on it).

@@ -40,6 +40,10 @@ class Lease:
     #: When it was granted or restored (monotonic): decides when a heartbeat that does
     #: not list it gets an ``assign``.
     granted: float
+    #: Restored from the Job's status (a restart, a hand-over) and not yet heard of from
+    #: its worker: the claim answer that carried it may have been lost with the operator
+    #: that wrote it, so the worker's next claim gets it first (``Claims.claim``).
+    unconfirmed: bool = False
     stop: StopOrder | None = None
     #: Set when the worker's pod is being deleted: a lease lost now is a disruption.
     disrupted: str | None = None

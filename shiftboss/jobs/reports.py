@@ -76,6 +76,7 @@ class Reports:
                 commands.append(Command(type=CommandType.abandon, attempt_id=key, reason=reason))
                 continue
             lease.expires = now + self.settings.lease_seconds
+            lease.unconfirmed = False
             if lease.stop is not None:
                 commands.append(
                     Command(

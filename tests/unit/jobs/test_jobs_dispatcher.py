@@ -1034,6 +1034,31 @@ async def test_a_running_job_observed_after_a_restart_gets_a_lease(store, dispat
     ]
 
 
+async def test_after_a_hand_over_a_workers_claim_gets_its_orphaned_attempt_first(store, dispatcher):
+    # The old leader wrote the claim of "a" for w1 and died before answering it; w1 then
+    # claims from the new leader with one free slot while "b" waits in the queue.
+    dispatcher.observe(store.create("a", status=running_status(1, "w1", started=at(50))))
+    submit(store, dispatcher, "b")
+    w1 = worker("w1")
+
+    got = await claim_one(dispatcher, w1)
+    assert (got.job.name, got.attempt_id) == ("a", "uid-a.1")  # not "b", which would fill
+    # the slot and leave no room for "a" (the worker would hand it back: a second attempt)
+    again = await claim_one(dispatcher, w1)
+    assert again.job.name == "b"  # offered once; a heartbeat's assign covers a lost answer
+    await dispatcher.complete(w1, got.attempt_id, "done")
+    assert store.status("a")["attempt"] == 1
+
+
+async def test_an_attempt_its_worker_already_reported_is_not_offered_again(store, dispatcher):
+    dispatcher.observe(store.create("a", status=running_status(1, "w1", started=at(50))))
+    submit(store, dispatcher, "b")
+    w1 = worker("w1")
+    assert commands(dispatcher, w1, "uid-a.1") == []  # w1 runs it: its heartbeat says so
+    got = await claim_one(dispatcher, w1)
+    assert got.job.name == "b"
+
+
 async def test_a_restarted_jobs_worker_that_never_returns_loses_its_lease(store, dispatcher):
     obj = store.create("a", retry={"maxAttempts": 2}, status=running_status(2, "w1", at(50)))
     dispatcher.observe(obj)
