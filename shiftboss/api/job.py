@@ -41,6 +41,7 @@ from .retry import RetryPolicy
 
 __all__ = [
     "MAX_ATTEMPT_HISTORY",
+    "MAX_RUN_GENERATION",
     "RUN_GENERATION_ANNOTATION",
     "SKILL_PATTERN",
     "TERMINAL_PHASES",
@@ -62,6 +63,8 @@ __all__ = [
 #: changing spec (a GitOps tool then sees no drift): a decimal integer, like
 #: spec.runGeneration, and the higher of the two is the run requested.
 RUN_GENERATION_ANNOTATION = "shiftboss.io/run-generation"
+#: The highest run spec.runGeneration (or the annotation) may ask for.
+MAX_RUN_GENERATION = 1000000
 
 #: A skill name, as workers register it (same rule as the worker protocol).
 SKILL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
@@ -200,7 +203,7 @@ class JobSpec(ApiModel):
     run_generation: int = Field(
         0,
         ge=0,
-        le=1000000,
+        le=MAX_RUN_GENERATION,
         description=(
             "Raise it to run a finished Job again without deleting it (GitOps-safe: the "
             "operator never writes spec). A fresh run starts with a new attempt history "

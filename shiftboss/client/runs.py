@@ -4,7 +4,7 @@ waits for), and the run ``rerun`` asks for next. Pure functions over the Job."""
 
 from __future__ import annotations
 
-from shiftboss.api.job import RUN_GENERATION_ANNOTATION, Job, is_terminal
+from shiftboss.api.job import MAX_RUN_GENERATION, RUN_GENERATION_ANNOTATION, Job, is_terminal
 from shiftboss.client.errors import JobCannotRunAgain, JobNotFinished
 
 
@@ -12,8 +12,10 @@ def annotated_run(job: Job) -> int:
     """The run the ``shiftboss.io/run-generation`` annotation requests; 0 when it is
     missing or not a decimal integer (the operator ignores it then, too)."""
     value = (job.metadata.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION, "")
-    text = str(value).strip()
-    return int(text) if text.isascii() and text.isdecimal() else 0
+    text = str(value)
+    if text.isascii() and text.isdecimal() and int(text) <= MAX_RUN_GENERATION:
+        return int(text)
+    return 0
 
 
 def requested_run(job: Job) -> int:
@@ -32,9 +34,10 @@ def finished(job: Job) -> bool:
     asked for that has not started yet (so a finished run does not answer for the
     next one)."""
     status = job.status
-    return (
-        status is not None and is_terminal(status.phase) and requested_run(job) <= observed_run(job)
-    )
+    if status is None or not is_terminal(status.phase):
+        return False
+    # A cancelled Job never runs again, whatever run is asked for.
+    return job.spec.cancel or requested_run(job) <= observed_run(job)
 
 
 def next_run(job: Job) -> int:

@@ -6,7 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shiftboss.api.job import RUN_GENERATION_ANNOTATION, Job, JobSpec, JobStatus
+from shiftboss.api.job import (
+    MAX_RUN_GENERATION,
+    RUN_GENERATION_ANNOTATION,
+    Job,
+    JobSpec,
+    JobStatus,
+)
 from worker_runtime.protocol import JobRef
 
 
@@ -102,7 +108,12 @@ def _annotated_run(meta: dict[str, Any]) -> int | None:
     value = (meta.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION)
     if value is None:
         return 0
-    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= 1000000:
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and int(value) <= MAX_RUN_GENERATION
+    ):
         return int(value)
     return None
 

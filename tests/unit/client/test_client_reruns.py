@@ -124,7 +124,8 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         (None, None, 4, 0, 5),  # a status ahead of both (spec lowered since): still past it
         (None, "x1", 0, 0, 1),  # not a decimal integer: ignored
         (None, "-3", 0, 0, 1),
-        (None, " 2 ", 2, 2, 3),
+        (None, " 2 ", 2, 0, 3),  # as the operator reads it: not a number, ignored
+        (None, "1000001", 0, 0, 1),  # past spec.runGeneration's maximum: ignored
     ],
 )
 def test_rerun_asks_for_one_past_every_run_requested_or_observed(
@@ -138,6 +139,10 @@ def test_rerun_asks_for_one_past_every_run_requested_or_observed(
 
 def test_a_job_is_finished_only_when_it_ended_the_run_it_requests() -> None:
     assert finished(model(finished_job("Succeeded", status_run=1, annotation="1")))
+    # A cancelled Job never runs again: a rerun asked for does not keep a wait waiting.
+    cancelled = model(finished_job("Cancelled", status_run=0, annotation="3"))
+    cancelled.spec.cancel = True
+    assert finished(cancelled)
     assert finished(model(finished_job("Failed")))
     assert not finished(model(finished_job("Succeeded", status_run=0, annotation="1")))
     assert not finished(model(finished_job("Cancelled", status_run=0, spec_run=1)))
