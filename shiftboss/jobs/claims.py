@@ -102,6 +102,8 @@ class Claims:
         for lease in self.book.leases.held_by(worker.key):
             if len(found) >= wanted:
                 break
+            if lease.pool_key != worker.pool_key:
+                continue  # a worker id registered again for another pool: never its work
             if lease.unconfirmed and (assignment := self.held(worker, lease.key)) is not None:
                 lease.unconfirmed = False
                 lease.granted = self.book.monotonic()  # a heartbeat's assign comes later

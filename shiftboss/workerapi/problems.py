@@ -108,6 +108,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             )
         if isinstance(exc, web.HTTPException):
             raise
+        if isinstance(exc, ConnectionResetError):
+            # The caller went away mid-request (a worker pod stopping): nothing to answer.
+            log.info("worker API: %s %s: the caller went away", request.method, request.path)
+            return error_response(400, "connection_lost", "the connection was lost")
         log.exception("worker API: unexpected error on %s %s", request.method, request.path)
         return error_response(
             500, "internal", "the operator failed to handle this request; see its log"

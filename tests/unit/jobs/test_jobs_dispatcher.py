@@ -1050,6 +1050,18 @@ async def test_after_a_hand_over_a_workers_claim_gets_its_orphaned_attempt_first
     assert store.status("a")["attempt"] == 1
 
 
+async def test_an_orphaned_attempt_is_never_offered_to_its_worker_id_in_another_pool(
+    store, dispatcher
+):
+    # After a restart another pool's worker may register the same id first (a squat):
+    # the restored lease names pool "pool", so that worker gets nothing of it.
+    dispatcher.observe(store.create("a", status=running_status(1, "w1", started=at(50))))
+    squatter = worker("w1", pool="other")
+    assert await dispatcher.claim(squatter, 1, 0) == []
+    got = await claim_one(dispatcher, worker("w1"))
+    assert got.attempt_id == "uid-a.1"  # still there for the real one
+
+
 async def test_an_attempt_its_worker_already_reported_is_not_offered_again(store, dispatcher):
     dispatcher.observe(store.create("a", status=running_status(1, "w1", started=at(50))))
     submit(store, dispatcher, "b")
