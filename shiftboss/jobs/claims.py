@@ -102,8 +102,6 @@ class Claims:
         for lease in self.book.leases.held_by(worker.key):
             if len(found) >= wanted:
                 break
-            if lease.pool_key != worker.pool_key:
-                continue  # a worker id registered again for another pool: never its work
             if lease.unconfirmed and (assignment := self.held(worker, lease.key)) is not None:
                 lease.unconfirmed = False
                 lease.granted = self.book.monotonic()  # a heartbeat's assign comes later
@@ -174,7 +172,9 @@ class Claims:
     def held(self, worker: WorkerInfo, key: str) -> Assignment | None:
         """The assignment of attempt ``key`` if ``worker`` holds its lease and it may run."""
         lease = self.book.leases.get(key)
-        if lease is None or lease.worker_key != worker.key or lease.stop is not None:
+        if lease is None or lease.stop is not None:
+            return None
+        if not lease.belongs_to(worker.key, worker.pool_key):
             return None
         job = self.book.jobs.get(lease.uid)
         if job is None or job.phase != JobPhase.RUNNING or job.attempt != lease.attempt:

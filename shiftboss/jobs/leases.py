@@ -56,6 +56,11 @@ class Lease:
     def pool_key(self) -> PoolKey:
         return (self.namespace, self.pool)
 
+    def belongs_to(self, worker: WorkerKey, pool: PoolKey) -> bool:
+        """Whether the worker ``worker``, registered for ``pool``, holds this lease: its id
+        alone is not enough (after a restart another pool's worker may take the id)."""
+        return self.worker_key == worker and self.pool_key == pool
+
 
 class LeaseTable:
     def __init__(self) -> None:

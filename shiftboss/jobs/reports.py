@@ -71,7 +71,7 @@ class Reports:
         listed = dict.fromkeys(attempt_ids)  # in order, once each
         for key in listed:
             lease = self.book.leases.get(key)
-            if lease is None or not self._holds(worker, lease):
+            if lease is None or not lease.belongs_to(worker.key, worker.pool_key):
                 reason = "the attempt is no longer current"
                 commands.append(Command(type=CommandType.abandon, attempt_id=key, reason=reason))
                 continue
@@ -89,16 +89,12 @@ class Reports:
         for lease in self.book.leases.held_by(worker.key):
             if lease.key in listed or now - lease.granted < self.settings.assign_after_seconds:
                 continue
-            assignment = self.claims.held(worker, lease.key) if self._holds(worker, lease) else None
+            assignment = self.claims.held(worker, lease.key)
             if assignment is not None:  # a claim answer the worker never got
                 commands.append(
                     Command(type=CommandType.assign, attempt_id=lease.key, assignment=assignment)
                 )
         return commands
-
-    @staticmethod
-    def _holds(worker: WorkerInfo, lease: Lease) -> bool:
-        return lease.worker_key == worker.key and lease.pool == worker.pool
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -217,7 +213,7 @@ class Reports:
         lease = self.book.leases.get(key)
         if (
             lease is None
-            or not self._holds(worker, lease)
+            or not lease.belongs_to(worker.key, worker.pool_key)
             or job.phase != JobPhase.RUNNING
             or job.attempt != number
         ):

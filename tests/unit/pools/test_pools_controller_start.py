@@ -19,6 +19,19 @@ def pool(name: str) -> dict[str, Any]:
     }
 
 
+def idle_controller() -> PoolController:
+    """A controller whose loops are stopped before they run: the client is never used."""
+    client = cast(KubeClient, object())
+    return PoolController(
+        client,
+        EventRecorder(client),
+        operator_url="http://operator",
+        queued=lambda ns, name: 0,
+        running=lambda ns, name: 0,
+        busy_workers=lambda ns: set(),
+    )
+
+
 def pool_loops() -> int:
     return sum(
         1
@@ -28,16 +41,7 @@ def pool_loops() -> int:
 
 
 async def test_observe_takes_pools_in_and_start_starts_their_loops() -> None:
-    # The loops are stopped before they run, so the client is never used.
-    client = cast(KubeClient, object())
-    controller = PoolController(
-        client,
-        EventRecorder(client),
-        operator_url="http://operator",
-        queued=lambda ns, name: 0,
-        running=lambda ns, name: 0,
-        busy_workers=lambda ns: set(),
-    )
+    controller = idle_controller()
     try:
         controller.observe(pool("a"))
         controller.observe(pool("b"))
@@ -57,15 +61,7 @@ async def test_observe_takes_pools_in_and_start_starts_their_loops() -> None:
 async def test_no_loop_starts_after_stop() -> None:
     # The worker API and Kopf's handlers may trigger a pool while the operator stops; a
     # loop started then would outlive the client (a reconcile failing every second).
-    client = cast(KubeClient, object())
-    controller = PoolController(
-        client,
-        EventRecorder(client),
-        operator_url="http://operator",
-        queued=lambda ns, name: 0,
-        running=lambda ns, name: 0,
-        busy_workers=lambda ns: set(),
-    )
+    controller = idle_controller()
     controller.observe(pool("a"))
     controller.start()
     await controller.stop()
