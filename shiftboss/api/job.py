@@ -6,6 +6,7 @@ is in ``jobstatus`` (re-exported here, so ``shiftboss.api.job`` names the whole 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, model_validator
@@ -54,6 +55,7 @@ __all__ = [
     "JobProgress",
     "JobSpec",
     "JobStatus",
+    "annotated_run",
     "format_duration",
     "format_instant",
     "is_terminal",
@@ -65,6 +67,18 @@ __all__ = [
 RUN_GENERATION_ANNOTATION = "shiftboss.io/run-generation"
 #: The highest run spec.runGeneration (or the annotation) may ask for.
 MAX_RUN_GENERATION = 1000000
+
+
+def annotated_run(metadata: Mapping[str, Any]) -> int | None:
+    """The run a Job's rerun annotation asks for: 0 when it has none; None when it is
+    not a whole number from 0 to MAX_RUN_GENERATION (then it is ignored, rather than
+    failing the whole Job). The operator and the client read it with this one rule."""
+    value = (metadata.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION)
+    if value is None:
+        return 0
+    valid = isinstance(value, str) and value.isascii() and value.isdigit()
+    return int(value) if valid and int(value) <= MAX_RUN_GENERATION else None
+
 
 #: A skill name, as workers register it (same rule as the worker protocol).
 SKILL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"

@@ -4,18 +4,15 @@ waits for), and the run ``rerun`` asks for next. Pure functions over the Job."""
 
 from __future__ import annotations
 
-from shiftboss.api.job import MAX_RUN_GENERATION, RUN_GENERATION_ANNOTATION, Job, is_terminal
+from shiftboss.api.job import Job, is_terminal
+from shiftboss.api.job import annotated_run as read_annotated_run
 from shiftboss.client.errors import JobCannotRunAgain, JobNotFinished
 
 
 def annotated_run(job: Job) -> int:
     """The run the ``shiftboss.io/run-generation`` annotation requests; 0 when it is
-    missing or not a decimal integer (the operator ignores it then, too)."""
-    value = (job.metadata.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION, "")
-    text = str(value)
-    if text.isascii() and text.isdecimal() and int(text) <= MAX_RUN_GENERATION:
-        return int(text)
-    return 0
+    missing or malformed (the operator ignores it then, too: the same rule)."""
+    return read_annotated_run(job.metadata) or 0
 
 
 def requested_run(job: Job) -> int:

@@ -12,6 +12,7 @@ from shiftboss.api.job import (
     Job,
     JobSpec,
     JobStatus,
+    annotated_run,
 )
 from worker_runtime.protocol import JobRef
 
@@ -45,7 +46,7 @@ class TrackedJob:
             spec=job.spec,
             status=job.status,
             generation=meta.get("generation"),
-            requested_run=max(job.spec.run_generation, _annotated_run(meta) or 0),
+            requested_run=max(job.spec.run_generation, annotated_run(meta) or 0),
         )
 
     def slimmed(self) -> TrackedJob:
@@ -102,29 +103,13 @@ class TrackedJob:
         return resource_version != self.resource_version
 
 
-def _annotated_run(meta: dict[str, Any]) -> int | None:
-    """The run the rerun annotation asks for: 0 if absent, None if it is not a whole
-    number from 0 to 1000000 (ignored, rather than failing the whole Job)."""
-    value = (meta.get("annotations") or {}).get(RUN_GENERATION_ANNOTATION)
-    if value is None:
-        return 0
-    if (
-        isinstance(value, str)
-        and value.isascii()
-        and value.isdigit()
-        and int(value) <= MAX_RUN_GENERATION
-    ):
-        return int(value)
-    return None
-
-
 def run_annotation_problem(obj: dict[str, Any]) -> str | None:
     """What is wrong with the Job's rerun annotation, for a warning Event; None if fine."""
-    if _annotated_run(obj.get("metadata") or {}) is not None:
+    if annotated_run(obj.get("metadata") or {}) is not None:
         return None
     value = str(obj["metadata"]["annotations"][RUN_GENERATION_ANNOTATION])[:64]
     return (
         f"annotation {RUN_GENERATION_ANNOTATION}={value!r} is ignored: it must be a whole "
-        "number from 0 to 1000000 (kubectl shiftboss rerun sets it; or raise "
+        f"number from 0 to {MAX_RUN_GENERATION} (kubectl shiftboss rerun sets it; or raise "
         "spec.runGeneration)"
     )
