@@ -6,6 +6,12 @@ server name, and freezes a token until Kopf logs in again, which closes every wa
 stream.  The session's middleware instead takes the config's current credentials on every
 request (renewed before they expire, off the event loop), and after a 401 renews them
 once and retries; only if that fails too does Kopf see the 401 and log in again.
+
+Kopf closes a session when it logs in again (after a 401, or a TLS stream the API server
+dropped) while other requests on it may be waiting here for credentials.  aiohttp would fail
+those with a bare ``AssertionError`` that Kopf does not expect (a traceback, and the watch
+stream restarts); a ``RuntimeError`` on a closed session is what Kopf turns into "retry
+with the new session".
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def _authenticate(config: KubeConfig) -> aiohttp.ClientMiddlewareType:
             request.server_hostname = config.tls_server_name
         credentials = await config.credentials.get()
         _authorize(request, credentials)
-        response = await handler(request)
+        response = await _send(request, handler)
         if response.status != 401:
             return response
         renewed = await config.credentials.after_unauthorized(credentials)
@@ -49,9 +55,18 @@ def _authenticate(config: KubeConfig) -> aiohttp.ClientMiddlewareType:
             return response
         response.release()
         _authorize(request, renewed)
-        return await handler(request)
+        return await _send(request, handler)
 
     return authenticate
+
+
+async def _send(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    # Nothing awaits between this check and aiohttp's use of the connector.
+    if request.session.closed:
+        raise RuntimeError("Session is closed: Kopf logged in again while this request waited")
+    return await handler(request)
 
 
 def _authorize(request: aiohttp.ClientRequest, credentials: Credentials) -> None:

@@ -3,6 +3,7 @@ credentials once and retry; when that cannot help, the 401 says why."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -137,3 +138,30 @@ async def test_kopf_login_after_an_incurable_401_fails_with_the_plugin_error(con
     assert await config.credentials.after_unauthorized(config.credentials.current) is None
     with pytest.raises(KubeConfigError, match="no credentials for profile prod"):
         await login(config)
+
+
+async def test_a_request_whose_kopf_session_closed_while_it_waited_fails_as_kopf_expects(
+    tmp_path, plugin, aiohttp_server, monkeypatch
+):
+    """Kopf logs in again by closing the session; a request then waiting for credentials must
+    fail with the ``RuntimeError`` Kopf retries on, not aiohttp's bare ``AssertionError``."""
+    url, server, _ = aiohttp_server
+    config = KubeConfig.from_file(kubeconfig(tmp_path / "config", server=url, user=plugin.user()))
+    context = await login(config)
+    session = context.aiohttp_session
+    waiting, close_now = asyncio.Event(), asyncio.Event()
+    fetch = config.credentials.get
+
+    async def slow_get():
+        waiting.set()
+        await close_now.wait()
+        return await fetch()
+
+    monkeypatch.setattr(config.credentials, "get", slow_get)
+    request = asyncio.create_task(session.get(f"{url}/api/v1/namespaces/default"))
+    await waiting.wait()
+    await session.close()
+    close_now.set()
+    with pytest.raises(RuntimeError, match="Session is closed"):
+        await request
+    assert server.seen == []
