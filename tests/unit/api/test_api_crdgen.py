@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from shiftboss.api import crdgen
+from shiftboss.api import crdgen, structural
 from shiftboss.api.common import API_GROUP, API_VERSION, ApiModel
 from shiftboss.api.forms import rule_regex
 from shiftboss.api.openapi import apply_defaults, schema_at, structural_errors, value_errors
@@ -206,7 +206,7 @@ def test_render_refuses_columns_that_point_nowhere(monkeypatch):
         printer_columns=(PrinterColumn("Oops", "string", ".status.nope"),),
     )
     monkeypatch.setattr(Job, "crd_info", info)
-    with pytest.raises(crdgen.SchemaError, match=r"\.status\.nope"):
+    with pytest.raises(structural.SchemaError, match=r"\.status\.nope"):
         crdgen.render_crd(Job)
 
 
@@ -321,7 +321,7 @@ class _Sample(ApiModel):
 
 
 def test_conversion_of_pydantic_constructs():
-    schema = crdgen.to_structural(_Sample.model_json_schema(by_alias=True, mode="validation"))
+    schema = structural.to_structural(_Sample.model_json_schema(by_alias=True, mode="validation"))
     props = schema["properties"]
     assert props["maybe"] == {"type": "integer", "minimum": 1}
     assert props["color"] == {
@@ -354,8 +354,8 @@ def test_unions_that_are_not_optional_are_refused():
     class Bad(BaseModel):
         x: int | list[str] = 1
 
-    with pytest.raises(crdgen.SchemaError, match="union"):
-        crdgen.to_structural(Bad.model_json_schema(by_alias=True))
+    with pytest.raises(structural.SchemaError, match="union"):
+        structural.to_structural(Bad.model_json_schema(by_alias=True))
 
 
 # --------------------------------------------------------------------------- defaults
@@ -532,10 +532,10 @@ def test_a_pattern_without_words_or_bound_is_refused():
     class NoBound(BaseModel):
         x: str = Field(pattern="^a$", json_schema_extra={"x-shiftboss-pattern-words": "a"})
 
-    with pytest.raises(crdgen.SchemaError, match="without words"):
-        crdgen.to_structural(NoWords.model_json_schema())
-    with pytest.raises(crdgen.SchemaError, match="maxLength"):
-        crdgen.to_structural(NoBound.model_json_schema())
+    with pytest.raises(structural.SchemaError, match="without words"):
+        structural.to_structural(NoWords.model_json_schema())
+    with pytest.raises(structural.SchemaError, match="maxLength"):
+        structural.to_structural(NoBound.model_json_schema())
 
 
 def test_every_default_is_stated_in_the_description(crds):
