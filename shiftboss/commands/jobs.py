@@ -10,6 +10,7 @@ from typing import TypeAlias
 
 from shiftboss.api.job import Job, JobPhase, is_terminal
 from shiftboss.client import AsyncClient
+from shiftboss.client.runs import observed_run, requested_run
 from shiftboss.commands.common import Exit, Session, duration
 from shiftboss.commands.positions import queue_views
 from shiftboss.commands.render import OUTPUTS, RESOURCE, render
@@ -120,10 +121,18 @@ async def wait_job(args: argparse.Namespace, session: Session) -> int:
 
 async def cancel_job(args: argparse.Namespace, session: Session) -> int:
     job = await (await session.client()).cancel(args.name)
-    if args.output:
-        print(render([job], args.output, single=True))
-    elif job.status is not None and is_terminal(job.status.phase):
-        print(f"{RESOURCE}/{job.name} already finished ({job.status.phase}): nothing to cancel")
-    else:
-        print(f"{RESOURCE}/{job.name} cancel requested")
+    print(render([job], args.output, single=True) if args.output else cancel_outcome(job))
     return Exit.OK
+
+
+def cancel_outcome(job: Job) -> str:
+    """What ``cancel`` did to ``job`` (as the patch returned it), in a line."""
+    if job.status is None or not is_terminal(job.status.phase):
+        return f"{RESOURCE}/{job.name} cancel requested"
+    if requested_run(job) > observed_run(job):
+        # A cancelled Job never runs again: the rerun asked for will not start.
+        return (
+            f"{RESOURCE}/{job.name} cancel requested: its run {observed_run(job)} "
+            f"already finished ({job.status.phase}), and the rerun asked for will not start"
+        )
+    return f"{RESOURCE}/{job.name} already finished ({job.status.phase}): nothing to cancel"

@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 
 from shiftboss.api.job import Job
+from shiftboss.commands.jobs import cancel_outcome
 from shiftboss.commands.logs import job_lines, since, workers
 from shiftboss.commands.progress import ProgressDisplay
 from shiftboss.commands.render import human_duration, render, table
@@ -177,3 +178,20 @@ def test_the_workers_of_a_job_and_where_their_logs_start():
     assert workers(job("waiting")) == {}
     assert since(ran, [2, 3]) == "2025-01-01T11:57:50Z"  # less the clock-skew margin
     assert since(job("waiting"), [1]) is None
+
+
+def test_cancel_says_what_it_did():
+    assert cancel_outcome(job("queued")) == "job.shiftboss.io/queued cancel requested"
+    assert cancel_outcome(job("busy", "Running", attempt=1)) == (
+        "job.shiftboss.io/busy cancel requested"
+    )
+    done = job("done", "Succeeded", attempt=1, runGeneration=1)
+    assert cancel_outcome(done) == (
+        "job.shiftboss.io/done already finished (Succeeded): nothing to cancel"
+    )
+    # A rerun asked for and not started yet is what the cancel stops.
+    done.metadata["annotations"] = {"shiftboss.io/run-generation": "2"}
+    assert cancel_outcome(done) == (
+        "job.shiftboss.io/done cancel requested: its run 1 already finished (Succeeded), "
+        "and the rerun asked for will not start"
+    )
