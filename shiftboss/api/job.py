@@ -211,7 +211,9 @@ class JobSpec(ApiModel):
         description=(
             "Set to true to hold the job: a waiting job leaves its pool's queue (phase "
             "Suspended); a running attempt finishes first, and a retry it asks for waits. "
-            "Set back to false to resume it. activeDeadlineSeconds keeps counting."
+            "Set back to false to resume it. As for batch/v1 Jobs, activeDeadlineSeconds does "
+            "not run out while the job is suspended, and counts from zero again when it is "
+            "resumed."
         ),
     )
     run_generation: int = Field(

@@ -286,7 +286,13 @@ class JobStatus(ApiModel):
         max_length=253,
         description="The worker running the current attempt.",
     )
-    start_time: Timestamp | None = Field(None, description="When the first attempt started.")
+    start_time: Timestamp | None = Field(
+        None,
+        description=(
+            "When the run's first attempt started, or, if it was suspended since, when it "
+            "was resumed (as for batch/v1 Jobs): activeDeadlineSeconds counts from here."
+        ),
+    )
     attempt_start_time: Timestamp | None = Field(
         None, description="When the current attempt started."
     )

@@ -142,7 +142,9 @@ class JobBook:
         """A job not running and not finished: queued, held, or due a write first."""
         uid, status, queue = job.uid, job.status, self.queues[job.pool_key]
         deadline = machine.active_deadline(job.spec, status)
-        if deadline is not None and not job.spec.cancel:
+        # A suspended job's deadline does not run (its clock restarts on resume); armed,
+        # the passed alarm would fire every tick, and each check would hold off the resume.
+        if deadline is not None and not job.spec.cancel and job.phase != JobPhase.SUSPENDED:
             self._arm(Alarm.DEADLINE, uid, deadline)
         held, due = self._held(job)
         if due is not None:

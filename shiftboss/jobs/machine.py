@@ -187,6 +187,9 @@ def _next(spec: JobSpec, current: JobStatus, event: Event) -> JobStatus:
 
         case Resumed(at=at):
             require(phase == JobPhase.SUSPENDED and not spec.suspend, event, phase)
+            if current.start_time is not None:
+                # As for batch/v1: activeDeadlineSeconds counts again from the resume.
+                current.start_time = at
             return back_in_queue(current, at, "resumed")
 
         case Mirrored(primary=primary, primary_phase=primary_phase):

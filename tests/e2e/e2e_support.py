@@ -118,3 +118,24 @@ def operator_logs(target: Cluster, namespace: str) -> str:
         out = target.kubectl("-n", namespace, "logs", name, check=False)
         parts.append(f"--- {name} ---\n{out.stdout}{out.stderr}")
     return "\n".join(parts)
+
+
+def explain_repeats(target: Cluster, system: str, work: str, repeated: list[dict[str, Any]]) -> str:
+    """For Jobs that took more than one attempt: each one's timeline, and the operator's and
+    workers' log lines that name it, so that a failure in CI says whether an attempt ran
+    twice and why the operator started another."""
+    names = [j["metadata"]["name"] for j in repeated]
+    parts = [json.dumps({j["metadata"]["name"]: j.get("status", {}) for j in repeated}, indent=1)]
+    logs = operator_logs(target, system)
+    workers = target.get_json("-n", work, "pods", "-l", "shiftboss.io/pool")["items"]
+    for pod in workers:
+        name = pod["metadata"]["name"]
+        out = target.kubectl("-n", work, "logs", name, check=False)
+        logs += f"\n--- {name} ---\n{out.stdout}{out.stderr}"
+    wanted = [
+        line
+        for line in logs.splitlines()
+        if line.startswith("---") or any(n in line for n in names)
+    ]
+    parts.append("\n".join(wanted)[-12000:])
+    return "\n".join(parts)

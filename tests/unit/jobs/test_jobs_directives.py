@@ -177,3 +177,27 @@ async def test_a_blocked_job_is_written_again_when_its_reason_goes(store, make_d
     assert store.phases_written("a") == ["Queued", "Queued"]
     assert status["message"] == "waiting for a worker"
     assert {c["type"] for c in status["conditions"]} == {"Ready", "Reconciling"}
+
+
+async def test_a_suspended_job_does_not_run_out_of_time_and_resuming_restarts_the_clock(
+    store, dispatcher, clock
+):
+    submit(store, dispatcher, "a", activeDeadlineSeconds=30)
+    w = worker()
+    a = await claim_one(dispatcher, w)
+    await dispatcher.fail(w, a.attempt_id, FailReport(error_type="E", retry_after_seconds=5))
+    dispatcher.observe(store.modify("a", set_spec(suspend=True)))
+    await tick(dispatcher)
+    assert store.phase("a") == "Suspended"
+
+    clock.advance(600)  # held far past the deadline
+    await tick(dispatcher)
+    assert store.phase("a") == "Suspended"
+    dispatcher.observe(store.modify("a", set_spec(suspend=False)))
+    await tick(dispatcher)
+    assert store.phase("a") == "Queued"  # not Failed: the clock starts again
+    assert store.status("a")["startTime"] == store.status("a")["timeline"][-1]["time"]
+
+    clock.advance(31)
+    await tick(dispatcher)
+    assert store.status("a")["error"]["type"] == "DeadlineExceeded"

@@ -27,6 +27,7 @@ from shiftboss.jobs.machine import (
     RerunRequested,
     Resumed,
     SuspendRequested,
+    active_deadline,
     transition,
 )
 
@@ -65,6 +66,20 @@ def test_a_suspended_retry_keeps_its_due_time_and_resumes_into_it() -> None:
     assert early.phase == JobPhase.RETRYING and early.next_attempt_at == due
     late = transition(SPEC, held, Resumed(NOW + timedelta(seconds=60)))
     assert late.phase == JobPhase.QUEUED and late.next_attempt_at is None
+
+
+def test_resume_restarts_the_active_deadline_as_batch_v1_does() -> None:
+    spec = make_spec().model_copy(update={"active_deadline_seconds": 60})
+    held = transition(
+        spec.model_copy(update={"suspend": True}), retrying(None), SuspendRequested(t(10))
+    )
+    assert held.start_time == T0 and active_deadline(spec, held) == t(60)
+    resumed = transition(spec, held, Resumed(t(3600)))
+    assert resumed.start_time == t(3600)
+    assert active_deadline(spec, resumed) == t(3660)
+    # A job that never started has no clock to restart: its first claim starts it.
+    never = transition(SUSPENDED_SPEC, None, SuspendRequested(t(10)))
+    assert transition(SPEC, never, Resumed(t(20))).start_time is None
 
 
 def test_resume_needs_the_spec_to_have_cleared_suspend() -> None:
