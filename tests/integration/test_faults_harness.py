@@ -150,8 +150,8 @@ async def test_a_watch_streams_through_the_proxy_event_by_event(
 def test_an_operator_given_the_proxys_environment_talks_through_the_proxy(
     api: ApiServerProxy, namespace: str, tmp_path: Path
 ) -> None:
-    # Kopf's watch of WorkerPools: the operator is through its start-up (stopping it in the
-    # middle of Kopf's one-time resource scan can trip aiohttp, see the README's limits).
+    # Kopf's watch of WorkerPools: the operator is through its start-up and talks to the
+    # API server the way it will from then on.
     watches = api.delay(0, path="/workerpools$", query="watch=true")
     log = tmp_path / "operator.log"
 
