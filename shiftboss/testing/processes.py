@@ -73,26 +73,29 @@ class ManagedProcess:
         return self.proc.poll() if self.proc else None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``."""
-        if self.proc is None:
+        """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``.
+
+        Nothing for a child that had already ended and been reaped: its id may since
+        belong to an unrelated process (ids wrap at pid_max, 32768 by default), and
+        signalling it would stop or kill that one (the group was swept when it ended here)."""
+        if self.proc is None or self.proc.returncode is not None:
             return
         self.thaw()  # a stopped process would hold SIGTERM pending until the timeout
-        if self.proc.poll() is None:
-            _signal_group(self.proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        # Reap stragglers in the group even if the leader already exited.
+        _signal_group(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+        # Stragglers in the group, right after the leader ended (or still running).
         _signal_group(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
 
     def kill(self) -> None:
         """SIGKILL the child's process group at once: a crash, not a shutdown."""
-        if self.proc is not None:
+        if self.proc is not None and self.proc.returncode is None:
             _signal_group(self.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
-            self.frozen = False
+        self.frozen = False
 
     def freeze(self, timeout: float = 5.0) -> None:
         """SIGSTOP the child's process group; returns once the child is stopped."""
@@ -110,7 +113,7 @@ class ManagedProcess:
 
     def thaw(self) -> None:
         """SIGCONT the child's process group, if ``freeze()`` stopped it."""
-        if self.proc is not None and self.frozen:
+        if self.proc is not None and self.frozen and self.proc.returncode is None:
             _signal_group(self.proc.pid, signal.SIGCONT)
         self.frozen = False
 

@@ -169,20 +169,30 @@ async def _wait_or_terminate(
     term_wait = asyncio.ensure_future(terminating.wait())
     done, _ = await asyncio.wait({exit_wait, term_wait}, return_when=asyncio.FIRST_COMPLETED)
     term_wait.cancel()
-    if exit_wait not in done:
+    if exit_wait in done:
+        _kill_group(proc.pid)  # a container ends with its main process, as in Kubernetes
+    else:
         await stop_process(proc, grace_seconds())
     return exit_code(await exit_wait)
 
 
 async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the container's process group, SIGKILL what is left after the grace period."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), grace)
-    # Also reaches children the leader left behind in its group.
+    """SIGTERM the container's process group, SIGKILL what is left after the grace period.
+    Nothing for a process that already ended: its group was swept then, and its id may
+    since belong to an unrelated process (ids wrap at pid_max, 32768 by default)."""
+    if proc.returncode is not None:
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace)
+    _kill_group(proc.pid)  # also reaches children the leader left behind in its group
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), KILL_WAIT_SECONDS)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a process group; only right after its leader ended (or while it runs), when
+    the id cannot have been given to another process yet."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
