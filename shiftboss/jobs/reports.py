@@ -189,7 +189,9 @@ class Reports:
             with_conditions(status, now, job.generation)  # the generation this write saw
             self._last_progress_write[uid] = self.book.monotonic()
             try:
-                self.book.track(await self.transitions.store.write_status(job, status))
+                self.transitions.track_answer(
+                    await self.transitions.store.write_status(job, status)
+                )
                 metrics.STATUS_WRITES.labels("Progress").inc()
             except StaleJob:  # progress is advisory: the next report brings it
                 await self.transitions.reread(job)

@@ -132,7 +132,7 @@ class Transitions:
                     granted=now,
                 )
             )
-        self.book.track(updated)
+        self.track_answer(updated)
         self._notice(updated, event)
         return updated
 
@@ -146,7 +146,18 @@ class Transitions:
         if fresh.uid != job.uid:  # deleted and created again under the same name
             self.forget(job.uid)
             raise JobGone(f"job {job.namespace}/{job.name} was replaced")
-        self.book.track(fresh)
+        self.track_answer(fresh)
+
+    def track_answer(self, answer: TrackedJob) -> None:
+        """Track the Job as an answer has it, unless the watch already brought a newer
+        version meanwhile (the answer of a write can come after the watch's events for it
+        and for a change made right after it, such as a rerun asked for): the older answer
+        would replace that change in the book, and nothing would bring it back."""
+        known = self.book.jobs.get(answer.uid)
+        if known is not None and answer.older_than(known.resource_version):
+            self.book.track(known)  # again: what this write added (a lease) is taken in
+        else:
+            self.book.track(answer)
 
     async def _read_whole(self, job: TrackedJob) -> TrackedJob:
         """The Job as the API server has it, with the result and history its slim record

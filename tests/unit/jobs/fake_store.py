@@ -186,6 +186,9 @@ class FakeJobStore:
         self.write_errors: list[BaseException | None] = []
         self.delete_errors: list[BaseException | None] = []
         self._faults: list[Fault] = []
+        #: Called with the Job's name once a status write landed, before its answer returns
+        #: (to let the watch deliver versions ahead of the answer, as it can).
+        self.after_write: Callable[[str], None] | None = None
         self._versions = itertools.count(100)
         self._uids = itertools.count(2)
 
@@ -339,7 +342,10 @@ class FakeJobStore:
         self._bump(obj)
         self.status_writes += 1
         self.writes.append((job.name, copy.deepcopy(obj["status"])))
-        return TrackedJob.from_object(copy.deepcopy(obj))
+        answer = TrackedJob.from_object(copy.deepcopy(obj))
+        if self.after_write is not None:
+            self.after_write(job.name)
+        return answer
 
     async def read(self, namespace: str, name: str) -> TrackedJob:
         await asyncio.sleep(0)

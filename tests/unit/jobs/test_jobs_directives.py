@@ -12,7 +12,7 @@ from fake_store import at
 from shiftboss.api.job import RUN_GENERATION_ANNOTATION
 from shiftboss.api.jobstatus import WaitReason
 from shiftboss.jobs.events import Blocked
-from worker_runtime.protocol import FailReport
+from worker_runtime.protocol import FailReport, ProgressReport
 
 
 def set_spec(**fields):
@@ -201,3 +201,44 @@ async def test_a_suspended_job_does_not_run_out_of_time_and_resuming_restarts_th
     clock.advance(31)
     await tick(dispatcher)
     assert store.status("a")["error"]["type"] == "DeadlineExceeded"
+
+
+async def test_a_rerun_the_watch_delivers_ahead_of_the_writes_answer_is_not_lost(store, dispatcher):
+    """The user asks for a rerun the moment the job succeeds; the watch brings the write's
+    echo and the annotation before the write's own answer is processed. The answer, older,
+    must not replace them in the book (it did: the rerun was never started)."""
+    w = worker()
+    submit(store, dispatcher, "a")
+    a = await claim_one(dispatcher, w)
+
+    def watch_overtakes_the_answer(name: str) -> None:
+        store.after_write = None
+        dispatcher.observe(store.get(name))  # the write's own echo
+        dispatcher.observe(store.modify(name, annotate("1")))
+
+    store.after_write = watch_overtakes_the_answer
+    await dispatcher.complete(w, a.attempt_id, "first")
+    assert store.phase("a") == "Succeeded"
+    await tick(dispatcher)
+    status = store.status("a")
+    assert (status["phase"], status["runGeneration"]) == ("Queued", 1)
+
+
+async def test_a_cancel_the_watch_delivers_ahead_of_a_progress_writes_answer_is_kept(
+    store, dispatcher, clock
+):
+    w = worker()
+    submit(store, dispatcher, "a")
+    a = await claim_one(dispatcher, w)
+
+    def watch_overtakes_the_answer(name: str) -> None:
+        store.after_write = None
+        dispatcher.observe(store.get(name))
+        dispatcher.observe(store.modify(name, set_spec(cancel=True)))
+
+    store.after_write = watch_overtakes_the_answer
+    clock.advance(6)  # past the progress write interval
+    await dispatcher.progress(w, a.attempt_id, ProgressReport(percent=50))
+    await tick(dispatcher)
+    [command] = dispatcher.heartbeat(w, [a.attempt_id], False)
+    assert command.type == "cancel"
