@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ from shiftboss.devloop.app import app_spec
 
 if TYPE_CHECKING:
     from shiftboss.commands.common import Session
+    from shiftboss.devloop.reload import ProjectWatcher
+    from shiftboss.devloop.session import DevSession
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -96,6 +99,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="where to write the cluster's kubeconfig (default: one per project directory "
         "under the cache, e.g. ~/.cache/shiftboss/dev/)",
     )
+    parser.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not restart the workers when a *.py file under the current directory changes",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines, no status line")
     parser.set_defaults(handler=handler)
 
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace, prog: str) -> int:
     # Imported here: every other command would pay for the control plane's modules.
     from shiftboss.devloop.app import AppError, load_skills
     from shiftboss.devloop.instructions import DevInfo, render
+    from shiftboss.devloop.reload import ProjectWatcher
     from shiftboss.devloop.report import terminal_report
     from shiftboss.devloop.session import DevOptions, DevSession, DevStartError
     from shiftboss.testing.binaries import BuildError, ensure_binaries
@@ -144,6 +154,8 @@ def run(args: argparse.Namespace, prog: str) -> int:
     except KeyboardInterrupt:
         return 0
     kubeconfig = (args.kubeconfig or default_kubeconfig(project)).absolute()
+    # The baseline is taken before the workers start: an edit meanwhile restarts them.
+    watcher = ProjectWatcher(project) if args.reload else None
     with kubeconfig_slot(kubeconfig):
         dev = DevSession(options, bin_dir)
         try:
@@ -153,10 +165,15 @@ def run(args: argparse.Namespace, prog: str) -> int:
             info = DevInfo(
                 app=args.app, project=project, pool=args.pool, namespace=args.namespace,
                 replicas=args.replicas, skills=skills, kubeconfig=kubeconfig, bin_dir=bin_dir,
-                logs=dev.cluster.logs, prog=prog,
+                logs=dev.cluster.logs, prog=prog, reload=watcher is not None,
             )  # fmt: skip
             print(render(info), flush=True)
-            return run_until_stopped(dev.cluster, dev.processes)
+            if watcher is not None and watcher.truncated:
+                print(
+                    f"{prog} dev: only the first {watcher.limit} *.py files are watched", flush=True
+                )
+            reload = None if watcher is None else partial(_reload, dev, watcher, prog)
+            return run_until_stopped(dev.cluster, dev.processes, every_second=reload)
         except KeyboardInterrupt:  # while starting
             return 0
         except (ClusterStartError, DevStartError, TimeoutError, RuntimeError) as exc:
@@ -171,3 +188,18 @@ def run(args: argparse.Namespace, prog: str) -> int:
             ignore_signals()
             dev.stop()
             print(f"{prog} dev: stopped everything it started.", flush=True)
+
+
+def _reload(dev: DevSession, watcher: ProjectWatcher, prog: str) -> None:
+    """Restart the workers when the project's Python files changed since the last look."""
+    changed = watcher.changed()
+    if not changed:
+        return
+    shown = ", ".join(map(str, changed[:3]))
+    if len(changed) > 3:
+        shown += f" and {len(changed) - 3} more"
+    pool = dev.options.pool
+    print(f"{prog} dev: {shown} changed: restarting the workers of pool {pool}", flush=True)
+    error = dev.restart_workers()
+    if error:
+        print(f"{prog} dev: could not restart the workers: {error}", file=sys.stderr, flush=True)

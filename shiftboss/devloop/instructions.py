@@ -31,6 +31,8 @@ class DevInfo:
     bin_dir: Path
     logs: Path
     prog: str = "shiftboss"
+    #: Whether the session restarts the workers when the project's Python files change.
+    reload: bool = True
 
 
 def submit_command(info: DevInfo, skill: SkillSpec) -> str:
@@ -79,11 +81,23 @@ def render(info: DevInfo) -> str:
         "  EOF",
         f"  kubectl get{ns} sbj,wp,pods",
         "",
-        "Changed your code? Restart the workers (they import it again):",
-        f"  kubectl delete pods{ns} -l shiftboss.io/pool={info.pool}",
+        *_restart_lines(info, ns),
         f"Worker logs: kubectl logs{ns} -l shiftboss.io/pool={info.pool}; "
         f"operator and control plane logs: {info.logs}",
         "",
         READY_LINE,
     ]
     return "\n".join(lines)
+
+
+def _restart_lines(info: DevInfo, ns: str) -> list[str]:
+    if info.reload:
+        return [
+            f"Saving a *.py file under {info.project} restarts the workers: they import your "
+            "code again (a running attempt has a few seconds to finish, else it runs again on "
+            "a new worker, not counted as a failure)."
+        ]
+    return [
+        "Changed your code? Restart the workers (they import it again):",
+        f"  kubectl delete pods{ns} -l shiftboss.io/pool={info.pool}",
+    ]

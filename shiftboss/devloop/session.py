@@ -123,6 +123,17 @@ class DevSession:
         text = (out.stdout + out.stderr).strip()
         return text or f"(no log lines; see the process node's log in {self.cluster.logs})"
 
+    def restart_workers(self) -> str | None:
+        """Delete the pool's pods: the pool makes new ones, which import the app afresh
+        (a running attempt has ``DRAIN_SECONDS`` to finish, else it is handed back and runs
+        again, not counted). Returns kubectl's error, if any."""
+        o = self.options
+        out = self.cluster.kubectl(
+            "-n", o.namespace, "delete", "pods", "-l", f"shiftboss.io/pool={o.pool}",
+            "--wait=false", check=False,
+        )  # fmt: skip
+        return None if out.returncode == 0 else (out.stderr or out.stdout).strip()
+
     def stop(self) -> None:
         if self.operator is not None:
             self.operator.stop()

@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -140,9 +140,13 @@ def ignore_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def run_until_stopped(cluster: LocalCluster, also: Sequence[ManagedProcess] = ()) -> int:
-    """Wait for SIGINT or SIGTERM (0), or for a component (or one of ``also``) to die (1).
-    Install ``interrupt_on_signals()`` first."""
+def run_until_stopped(
+    cluster: LocalCluster,
+    also: Sequence[ManagedProcess] = (),
+    every_second: Callable[[], None] | None = None,
+) -> int:
+    """Wait for SIGINT or SIGTERM (0), or for a component (or one of ``also``) to die (1),
+    calling ``every_second`` meanwhile. Install ``interrupt_on_signals()`` first."""
     try:
         while True:
             dead = [p for p in [*cluster.processes, *also] if not p.running()]
@@ -152,6 +156,8 @@ def run_until_stopped(cluster: LocalCluster, also: Sequence[ManagedProcess] = ()
                     print(proc.tail(15), file=sys.stderr)
                 cluster.failed = True  # keeps the logs
                 return 1
+            if every_second is not None:
+                every_second()
             time.sleep(1)
     except KeyboardInterrupt:
         return 0

@@ -4,6 +4,7 @@ stops every process it started."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
@@ -59,6 +60,37 @@ def until_ready(lines: queue.Queue[str | None], proc: subprocess.Popen[str]) -> 
         if line == READY_LINE:
             return seen
     raise AssertionError(f"no {READY_LINE!r} within {START_TIMEOUT:.0f}s:\n" + "\n".join(seen))
+
+
+def wait_line(lines: queue.Queue[str | None], wanted: str, timeout: float = 30) -> None:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        if wanted in line:
+            return
+        seen.append(line)
+    raise AssertionError(f"no line with {wanted!r}; printed:\n" + "\n".join(seen))
+
+
+def worker_pods(env: dict[str, str], ready: bool = False) -> set[str]:
+    """The dev pool's pods that are not being deleted (and are Ready, if asked)."""
+    out = subprocess.run(
+        ["kubectl", "get", "pods", "-l", "shiftboss.io/pool=dev", "-o", "json"],
+        env=env, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    names = set()
+    for pod in json.loads(out.stdout)["items"]:
+        conditions = pod.get("status", {}).get("conditions", [])
+        is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if not pod["metadata"].get("deletionTimestamp") and (is_ready or not ready):
+            names.add(pod["metadata"]["name"])
+    return names
 
 
 def descendants(root: int) -> dict[int, str]:
@@ -134,11 +166,19 @@ def test_dev_runs_the_app_from_the_project_directory_until_ctrl_c(tmp_path):
         assert (submitted.returncode, submitted.stdout) == (0, '"hello example hello example"\n'), (
             submitted.stderr
         )
-        pods = subprocess.run(
-            ["kubectl", "get", "pods", "-l", "shiftboss.io/pool=dev", "-o", "name"],
-            env=user_env, capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
-        assert pods.stdout.startswith("pod/dev-")
+        before = worker_pods(user_env)
+        assert before and all(name.startswith("dev-") for name in before)
+
+        # An edit restarts the workers, which then run the new code.
+        (project / "hello_app.py").write_text(APP.replace('f"hello {params.name}"', '"hi"'))
+        wait_line(lines, "hello_app.py changed: restarting the workers of pool dev")
+        wait_until(
+            lambda: (now := worker_pods(user_env, ready=True)) and not now & before,
+            timeout=120,
+            what="new workers to replace the old ones",
+        )
+        again = subprocess.run(argv, env=user_env, capture_output=True, text=True, timeout=150)
+        assert (again.returncode, again.stdout) == (0, '"hi hi"\n'), again.stderr
 
         started = descendants(proc.pid)
         assert len(started) >= 6, (

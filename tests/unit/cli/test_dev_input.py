@@ -4,6 +4,7 @@ the instructions it prints."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from shiftboss.cli import build_parser
 from shiftboss.commands.dev import default_kubeconfig
 from shiftboss.devloop.app import AppError, example_params, load_skills
 from shiftboss.devloop.instructions import READY_LINE, DevInfo, render, submit_command
+from shiftboss.devloop.reload import ProjectWatcher
 from shiftboss.devloop.session import DEV_IMAGE, DevOptions, pool_manifest
 from worker_runtime.protocol import SkillSpec
 
@@ -188,8 +190,12 @@ def test_the_instructions_name_the_pool_the_skills_and_the_kubeconfig():
     assert "  shiftboss submit dev add -p a=1 -p b=3 --wait" in text
     assert "  shiftboss submit dev ping --wait" in text
     assert "  kubectl create -f - <<'EOF'" in text and "    generateName: add-" in text
-    assert "  kubectl delete pods -l shiftboss.io/pool=dev" in text
+    assert any(line.startswith("Saving a *.py file under /src/calc restarts") for line in text)
     assert text[-1] == READY_LINE
+    # Without reloading, the instructions say how to restart the workers by hand.
+    manual = render(dataclasses.replace(info(), reload=False)).splitlines()
+    assert "  kubectl delete pods -l shiftboss.io/pool=dev" in manual
+    assert not any(line.startswith("Saving a *.py") for line in manual)
 
 
 def test_the_instructions_carry_the_namespace_and_the_program_name():
@@ -204,3 +210,33 @@ def test_each_project_directory_gets_its_own_kubeconfig(monkeypatch, tmp_path):
     one, other = default_kubeconfig(Path("/a/proj")), default_kubeconfig(Path("/b/proj"))
     assert one != other and one.parent.parent == tmp_path / "dev"
     assert one == default_kubeconfig(Path("/a/proj")) and one.parent.name.startswith("proj-")
+
+
+def test_the_watcher_reports_added_changed_and_removed_python_files(tmp_path):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    for skipped in (".venv", "__pycache__", "node_modules"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "mod.py").write_text("")
+    watcher = ProjectWatcher(tmp_path)
+    assert watcher.changed() == []
+
+    os.utime(tmp_path / "app.py", ns=(1, 10**18))  # as an editor's save moves the time
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "skills.py").write_text("")
+    (tmp_path / "notes.txt").write_text("edited\n")
+    for skipped in (".venv", "__pycache__", "node_modules"):
+        (tmp_path / skipped / "mod.py").write_text("changed")
+    assert watcher.changed() == [Path("app.py"), Path("pkg/skills.py")]
+    assert watcher.changed() == []
+
+    (tmp_path / "pkg" / "skills.py").unlink()
+    assert watcher.changed() == [Path("pkg/skills.py")]
+
+
+def test_the_watcher_stops_at_its_limit_and_says_so(tmp_path):
+    for i in range(5):
+        (tmp_path / f"m{i}.py").write_text("")
+    watcher = ProjectWatcher(tmp_path, limit=3)
+    assert watcher.truncated
+    assert not ProjectWatcher(tmp_path, limit=5).truncated
