@@ -217,12 +217,14 @@ async def serve(app: App, registry: kopf.OperatorRegistry) -> int:
     """
     import kopf
 
+    from shiftboss import stackdump
     from shiftboss.kube.client import KubeClient
     from shiftboss.kube.leases import KubeLeaseDirectory
     from shiftboss.leader import ElectionTiming
     from shiftboss.shards import LostShard, ShardClaims, ShardRefused, run_claimed
 
     settings = app.settings
+    stackdump.install(asyncio.get_running_loop())  # SIGUSR1/SIGUSR2: where is it stuck?
     logging.getLogger("shiftboss").info(
         "event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0]
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import ssl
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -74,7 +78,18 @@ class OperatorProcess:
         wait_until(ready, timeout=timeout, what="the operator's /readyz")
 
     def stop(self) -> None:
-        self.process.stop(timeout=15)
+        """SIGTERM; an operator still running after 15 s writes its thread and task stacks
+        into its log (``shiftboss.stackdump``) before it is killed: why it did not stop."""
+        self.process.stop(timeout=15, before_kill=self._dump_stacks)
+
+    def _dump_stacks(self) -> None:
+        pid = self.process.pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+            os.kill(pid, signal.SIGUSR2)
+        time.sleep(1)
 
     def kill(self) -> None:
         """Crash the operator (SIGKILL): no cleanup, no release of anything."""

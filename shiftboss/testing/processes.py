@@ -72,7 +72,7 @@ class ManagedProcess:
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc else None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, before_kill: Callable[[], None] | None = None) -> None:
         """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``.
 
         Nothing for a child that had already ended and been reaped: its id may since
@@ -84,6 +84,8 @@ class ManagedProcess:
         _signal_group(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout)
+        if before_kill is not None and self.proc.poll() is None:
+            before_kill()  # e.g. ask it where it is stuck
         # Stragglers in the group, right after the leader ended (or still running).
         _signal_group(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

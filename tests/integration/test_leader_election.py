@@ -154,7 +154,7 @@ def test_a_standby_is_ready_refuses_the_protocol_and_takes_over_on_release(
     first.stop()  # SIGTERM: a clean stop releases the Lease
     released = time.monotonic()
     took_over = wait_leading(second, timeout=30)
-    assert first.process.exit_code() == 0
+    assert first.process.exit_code() == 0, first.process.tail(400)
     assert took_over - released < LEASE_SECONDS  # handed over, not left to expire
     assert lease_holder(cluster, namespace).endswith(f"-{second.process.pid}")
     no_tracebacks(first, second)
@@ -308,7 +308,7 @@ def test_only_the_leaders_pod_carries_the_leader_label(cluster, namespace, repli
     assert leader_labels(cluster, namespace) == {"op-a": None, "op-b": "true"}
 
     second.stop()  # a clean stop removes the label, then releases the Lease
-    assert second.process.exit_code() == 0
+    assert second.process.exit_code() == 0, second.process.tail(400)
     assert leader_labels(cluster, namespace)["op-b"] is None
     wait_leading(restarted, timeout=30)
     wait_labels(cluster, namespace, {"op-a": "true", "op-b": None})

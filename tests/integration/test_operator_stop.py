@@ -6,6 +6,7 @@ which crashed the operator at exit with a traceback (seen in CI)."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -40,3 +41,17 @@ def _text(log: Path) -> str:
 def _path() -> list[str]:
     existing = os.environ.get("PYTHONPATH")
     return existing.split(os.pathsep) if existing else []
+
+
+def test_the_operator_prints_its_stacks_when_asked(operator, tmp_path):
+    """SIGUSR1: every thread's stack (answers even with the event loop blocked); SIGUSR2:
+    every asyncio task's. The tests send both to an operator that does not stop in time."""
+    log = tmp_path / "operator.log"
+    pid = operator.process.pid
+    os.kill(pid, signal.SIGUSR1)
+    wait_until(lambda: "Current thread 0x" in _text(log), timeout=10, what="the thread dump")
+    os.kill(pid, signal.SIGUSR2)
+    wait_until(lambda: "--- end of asyncio tasks ---" in _text(log), timeout=10, what="tasks")
+    tasks = _text(log).split("asyncio tasks (SIGUSR2) ---", 1)[1]
+    assert "Stack for <Task" in tasks and "serve" in tasks, tasks[:3000]
+    assert operator.process.running()  # a dump changes nothing

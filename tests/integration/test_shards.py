@@ -135,7 +135,7 @@ def test_two_shards_serve_their_own_namespaces_and_an_overlapping_operator_is_re
 
     # A clean stop releases the claims: a successor need not wait for them to expire.
     alpha.stop()
-    assert alpha.process.exit_code() == 0
+    assert alpha.process.exit_code() == 0, alpha.process.tail(400)
     assert claim_holder(cluster, a) in (None, "")
 
 
@@ -158,5 +158,5 @@ def test_a_namespaced_shard_is_refused_while_a_cluster_wide_one_runs(cluster, na
     assert claim_holder(cluster, namespace) in (None, "")  # released on the way out
 
     everything.stop()
-    assert everything.process.exit_code() == 0
+    assert everything.process.exit_code() == 0, everything.process.tail(400)
     assert claim_holder(cluster, ALL_NAMESPACES_HOME, ALL_NAMESPACES_LEASE) in (None, "")

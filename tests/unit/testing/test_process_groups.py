@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_stop_that_hangs_asks_for_the_stacks_before_the_kill(tmp_path):
+    asked: list[bool] = []
+    stubborn = ManagedProcess(
+        "stubborn", ["sh", "-c", "trap '' TERM; sleep 30"], tmp_path / "stubborn.log"
+    ).start()
+    time.sleep(0.3)  # let the shell set its trap
+    stubborn.stop(timeout=0.5, before_kill=lambda: asked.append(stubborn.running()))
+    assert asked == [True]
+    assert stubborn.exit_code() == -signal.SIGKILL
