@@ -46,23 +46,10 @@ def read_lines(stream, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def until_ready(lines: queue.Queue[str | None], proc: subprocess.Popen[str]) -> list[str]:
-    seen: list[str] = []
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        if line is None:
-            raise AssertionError(f"shiftboss dev exited ({proc.wait(5)}):\n" + "\n".join(seen))
-        seen.append(line)
-        if line == READY_LINE:
-            return seen
-    raise AssertionError(f"no {READY_LINE!r} within {START_TIMEOUT:.0f}s:\n" + "\n".join(seen))
-
-
-def wait_line(lines: queue.Queue[str | None], wanted: str, timeout: float = 30) -> None:
+def read_until(
+    lines: queue.Queue[str | None], proc: subprocess.Popen[str], wanted: str, timeout: float
+) -> list[str]:
+    """The lines printed, up to the first one that contains ``wanted``."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,11 +58,11 @@ def wait_line(lines: queue.Queue[str | None], wanted: str, timeout: float = 30) 
         except queue.Empty:
             continue
         if line is None:
-            break
-        if wanted in line:
-            return
+            raise AssertionError(f"shiftboss dev exited ({proc.wait(5)}):\n" + "\n".join(seen))
         seen.append(line)
-    raise AssertionError(f"no line with {wanted!r}; printed:\n" + "\n".join(seen))
+        if wanted in line:
+            return seen
+    raise AssertionError(f"no {wanted!r} within {timeout:.0f}s:\n" + "\n".join(seen))
 
 
 def worker_pods(env: dict[str, str], ready: bool = False) -> set[str]:
@@ -143,7 +130,7 @@ def test_dev_runs_the_app_from_the_project_directory_until_ctrl_c(tmp_path):
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stdout, lines), daemon=True).start()
     try:
-        printed = until_ready(lines, proc)
+        printed = read_until(lines, proc, READY_LINE, START_TIMEOUT)
         exports = dict(
             line.strip().removeprefix("export ").split("=", 1)
             for line in printed
@@ -171,7 +158,7 @@ def test_dev_runs_the_app_from_the_project_directory_until_ctrl_c(tmp_path):
 
         # An edit restarts the workers, which then run the new code.
         (project / "hello_app.py").write_text(APP.replace('f"hello {params.name}"', '"hi"'))
-        wait_line(lines, "hello_app.py changed: restarting the workers of pool dev")
+        read_until(lines, proc, "hello_app.py changed: restarting the workers of pool dev", 30)
         wait_until(
             lambda: (now := worker_pods(user_env, ready=True)) and not now & before,
             timeout=120,
