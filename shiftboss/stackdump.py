@@ -5,7 +5,7 @@
 - ``SIGUSR2``: every asyncio task's stack, from the event loop, which shows the ``await``
   each task waits on (a thread dump of an idle loop shows only its poll).
 
-``kubectl exec deploy/shiftboss -- kill -USR2 1`` then ``kubectl logs``; the tests send
+docs/install.md ("Where is it stuck?") shows how to send them to a replica; the tests send
 both to an operator that does not stop within its time (``OperatorProcess.stop``).
 """
 

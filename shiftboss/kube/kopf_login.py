@@ -7,11 +7,13 @@ stream.  The session's middleware instead takes the config's current credentials
 request (renewed before they expire, off the event loop), and after a 401 renews them
 once and retries; only if that fails too does Kopf see the 401 and log in again.
 
-Kopf closes a session when it logs in again (after a 401, or a TLS stream the API server
-dropped) while other requests on it may be waiting here for credentials.  aiohttp would fail
-those with a bare ``AssertionError`` that Kopf does not expect (a traceback, and the watch
-stream restarts); a ``RuntimeError`` on a closed session is what Kopf turns into "retry
-with the new session".
+Kopf closes its session when the operator stops or logs in again (after a 401, or a TLS
+stream the API server dropped), while other requests may be on their way: aiohttp looks
+up netrc and the proxy in threads after it checked that the session is open, and before
+it uses the session's connector.  A request in that gap failed with a bare
+``AssertionError`` that Kopf does not expect (a traceback; the operator crashed when it
+stopped during Kopf's start-up scan); a ``RuntimeError`` on a closed session is what
+Kopf turns into "retry with the new session".
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ async def _send(
 ) -> aiohttp.ClientResponse:
     # Nothing awaits between this check and aiohttp's use of the connector.
     if request.session.closed:
-        raise RuntimeError("Session is closed: Kopf logged in again while this request waited")
+        raise RuntimeError("Session is closed: Kopf closed it while this request was on its way")
     return await handler(request)
 
 
