@@ -1,7 +1,8 @@
-"""An operator stopped while Kopf reads the served resources (its start-up scan) exits
-cleanly: Kopf closes its API session under requests still on their way, and those must
-end as Kopf expects (it retries or drops them), not with aiohttp's bare AssertionError,
-which crashed the operator at exit with a traceback (seen in CI)."""
+"""Stopping the operator. Stopped while Kopf reads the served resources (its start-up
+scan), it exits cleanly: Kopf closes its API session under requests still on their way,
+and those must end as Kopf expects (it retries or drops them), not with aiohttp's bare
+AssertionError, which crashed the operator at exit with a traceback (seen in CI). And an
+operator that will not stop can be asked where it is stuck (SIGUSR1/SIGUSR2)."""
 
 from __future__ import annotations
 
