@@ -199,13 +199,18 @@ class JobBook:
         again: the one they follow may just have finished (or appeared)."""
         key = (job.namespace, job.spec.idempotency_key or "")
         self._keyed[key].add(job.uid)
+        self._retrack_keyed(key, job.uid)
+
+    def _retrack_keyed(self, key: tuple[str, str], changed: str) -> None:
+        """Track again the waiting Jobs with ``key`` other than ``changed`` (once: tracking
+        them settles their key too)."""
         if self._settling_keys:
             return
         self._settling_keys = True
         try:
-            for uid in list(self._keyed[key]):
+            for uid in list(self._keyed.get(key, ())):
                 other = self.jobs.get(uid)
-                if uid != job.uid and other is not None and mirror_eligible(other):
+                if uid != changed and other is not None and mirror_eligible(other):
                     self.track(other)
         finally:
             self._settling_keys = False
@@ -273,13 +278,11 @@ class JobBook:
         self._arrival.pop(uid, None)
         self._first_seen.pop(uid, None)
         if job is not None and job.spec.idempotency_key is not None:
-            keyed = self._keyed[(job.namespace, job.spec.idempotency_key)]
-            keyed.discard(uid)
-            for other in [self.jobs[o] for o in keyed if o in self.jobs]:
-                if mirror_eligible(other):
-                    self.track(other)  # the Job it followed is gone
-            if not keyed:
-                del self._keyed[(job.namespace, job.spec.idempotency_key)]
+            key = (job.namespace, job.spec.idempotency_key)
+            self._keyed[key].discard(uid)
+            self._retrack_keyed(key, uid)  # the Job they followed may be this one
+            if not self._keyed[key]:
+                del self._keyed[key]
         if job is not None:
             self._retrying[job.pool_key].discard(uid)
             self.queues[job.pool_key].discard(uid)

@@ -138,15 +138,7 @@ class Transitions:
 
     async def reread(self, job: TrackedJob) -> None:
         metrics.WRITE_CONFLICTS.inc()
-        try:
-            fresh = await self.store.read(job.namespace, job.name)
-        except JobGone:
-            self.forget(job.uid)
-            raise
-        if fresh.uid != job.uid:  # deleted and created again under the same name
-            self.forget(job.uid)
-            raise JobGone(f"job {job.namespace}/{job.name} was replaced")
-        self.track_answer(fresh)
+        self.track_answer(await self._read_whole(job))
 
     def track_answer(self, answer: TrackedJob) -> None:
         """Track the Job as an answer has it, unless the watch already brought a newer
@@ -160,14 +152,14 @@ class Transitions:
             self.book.track(answer)
 
     async def _read_whole(self, job: TrackedJob) -> TrackedJob:
-        """The Job as the API server has it, with the result and history its slim record
-        in the book lacks (not tracked: the book keeps finished jobs slim)."""
+        """The Job as the API server has it now, whole (the book keeps finished jobs slim:
+        without result and history); ``JobGone`` once it was deleted or replaced."""
         try:
             fresh = await self.store.read(job.namespace, job.name)
         except JobGone:
             self.forget(job.uid)
             raise
-        if fresh.uid != job.uid:
+        if fresh.uid != job.uid:  # deleted and created again under the same name
             self.forget(job.uid)
             raise JobGone(f"job {job.namespace}/{job.name} was replaced")
         return fresh
