@@ -247,13 +247,16 @@ class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.NOTSET)
         self.addFilter(IdsFilter())  # ids from the context, as the worker's own handler
-        self.runs: dict[str, list[logging.LogRecord]] = {}
+        #: Per attempt in flight: the lowest level it keeps, and the records kept.
+        self.runs: dict[str, tuple[int, list[logging.LogRecord]]] = {}
         self.saved_level = logging.NOTSET
 
     def emit(self, record: logging.LogRecord) -> None:
-        records = self.runs.get(getattr(record, "attempt_id", None) or "")
-        if records is not None:
-            records.append(record)
+        run = self.runs.get(getattr(record, "attempt_id", None) or "")
+        # The run's own level decides: loggers may let lower records through (a level
+        # set by other code, or the root lowered for another run in flight).
+        if run is not None and record.levelno >= run[0]:
+            run[1].append(record)
 
 
 _capturer = _Capture()
@@ -270,7 +273,7 @@ def _capture(attempt_id: str, level: int) -> Iterator[list[logging.LogRecord]]:
         if not _capturer.runs:
             _capturer.saved_level = root.level
             root.addHandler(_capturer)
-        _capturer.runs[attempt_id] = records
+        _capturer.runs[attempt_id] = (level, records)
         if root.level > level:  # NOTSET (0) lets everything through already
             root.setLevel(level)
     try:

@@ -255,6 +255,20 @@ async def test_log_level_leaves_out_lower_records(calls: list[str]):
     assert outcome.messages == ["module logger, job test-job attempt 1"]
 
 
+async def test_log_level_holds_whatever_level_the_root_logger_has(calls: list[str]):
+    """Other code (an earlier test, the app) may have lowered the root logger: the run's
+    level still leaves out the lower records (a sequential `make unit` failed on this)."""
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        env = SkillEnvironment(make_worker(calls), log_level=logging.WARNING)
+        outcome = await env.run("thumb", {"url": "a", "width": 1})
+    finally:
+        root.setLevel(saved)
+    assert outcome.messages == ["module logger, job test-job attempt 1"]
+
+
 async def test_the_context_names_the_job(env: SkillEnvironment):
     outcome = await env.run("about", job="nightly", namespace="etl", attempt=2)
     assert outcome.result == {"job": ["etl", "nightly"], "attempt": 2}
